@@ -1,0 +1,3 @@
+"""nowcast: precipitation nowcasting from weather-radar archives."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,192 @@
+"""The `nowcast` command line: a thin Typer layer over the stage functions.
+
+Every command takes ``--config FILE``, any number of ``--set section.key=value``, ``--quiet``
+and ``--debug``. Exit codes: 0 success; 2 user error (one line ``nowcast: error: …`` on
+stderr, no traceback); 1 internal error (``--debug`` shows the traceback).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from nowcast import __version__
+from nowcast.errors import UserError
+from nowcast.progress import console, set_quiet
+
+app = typer.Typer(
+    name="nowcast",
+    help="Precipitation nowcasting from weather-radar archives: preprocess → train → evaluate → predict.",
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+ConfigOpt = Annotated[
+    Optional[Path],
+    typer.Option("--config", "-c", help="YAML config file (keys left out take their defaults).", show_default=False),
+]
+SetOpt = Annotated[
+    Optional[list[str]],
+    typer.Option("--set", help="Override a config key, e.g. --set train.lr=3e-4 (repeatable).", show_default=False),
+]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or info lines.")]
+DebugOpt = Annotated[bool, typer.Option("--debug", help="Show the traceback of an error.")]
+
+
+def fail(message: str, code: int = 2) -> None:
+    """Print ``nowcast: error: <message>`` as one line on stderr and exit with ``code``."""
+    line = " ".join(str(message).split())
+    print(f"nowcast: error: {line}", file=sys.stderr)
+    raise typer.Exit(code)
+
+
+def run_stage(
+    stage: Callable[[Any], Any],
+    config: Path | None,
+    sets: list[str] | None,
+    quiet: bool,
+    debug: bool,
+    overrides: dict[str, Any] | None = None,
+) -> Any:
+    """Load and validate the config, run ``stage(cfg)``, and turn failures into exit codes."""
+    from nowcast.config import load_config
+
+    set_quiet(quiet)
+    try:
+        cfg = load_config(config, sets or [], overrides)
+        return stage(cfg)
+    except UserError as exc:
+        if debug:
+            traceback.print_exc()
+        fail(str(exc), 2)
+    except KeyboardInterrupt:
+        fail("interrupted", 130)
+    except typer.Exit:
+        raise
+    except Exception as exc:  # noqa: BLE001 - last-resort boundary of the CLI
+        if debug:
+            traceback.print_exc()
+            raise typer.Exit(1) from None
+        fail(f"internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)", 1)
+
+
+def not_built(command: str, issue: int) -> Callable[[Any], Any]:
+    """A stage placeholder that says plainly that the command does not exist yet (exit 2)."""
+
+    def stage(cfg: Any) -> None:
+        raise UserError(f"`nowcast {command}` is not built yet (tracked in issue #{issue})")
+
+    return stage
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"nowcast {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = False,
+) -> None:
+    """Precipitation nowcasting from weather-radar archives."""
+
+
+@app.command()
+def synth(
+    out: Annotated[Optional[Path], typer.Option(help="Output folder \\[synth.out].", show_default=False)] = None,
+    start: Annotated[
+        Optional[dt.datetime],
+        typer.Option(formats=["%Y-%m-%d"], help="First day, YYYY-MM-DD \\[synth.start].", show_default=False),
+    ] = None,
+    days: Annotated[Optional[int], typer.Option(help="Number of days \\[synth.days].", show_default=False)] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Random seed \\[synth.seed].", show_default=False)] = None,
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    quiet: QuietOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Write a synthetic radar archive: one CF-netCDF reflectivity file per 6-minute frame."""
+    from nowcast.synth import synthesize
+
+    def stage(cfg):
+        archive = synthesize(cfg.synth)
+        console.print(
+            f"synth: wrote {len(archive.files)} frames ({len(archive.missing)} left out on purpose) "
+            f"to {archive.folder}; clutter pixels in {archive.clutter_file.name}, "
+            f"list of missing frames in {archive.manifest_file.name}",
+            highlight=False,
+            soft_wrap=True,
+        )
+        return archive
+
+    overrides = {
+        "synth.out": str(out) if out else None,
+        "synth.start": start.date().isoformat() if start else None,
+        "synth.days": days,
+        "synth.seed": seed,
+    }
+    run_stage(stage, config, set_, quiet, debug, overrides)
+
+
+@app.command()
+def preprocess(
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    quiet: QuietOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Raw radar files (CF-netCDF, ODIM_H5) → HKO-style 100×100 dataset store (one .nc file)."""
+    run_stage(not_built("preprocess", 3), config, set_, quiet, debug)
+
+
+@app.command()
+def train(
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    quiet: QuietOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Train a ConvLSTM, PredRNN or MIM encoder–forecaster on a dataset store."""
+    run_stage(not_built("train", 5), config, set_, quiet, debug)
+
+
+@app.command()
+def evaluate(
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    quiet: QuietOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Score checkpoints and baselines: CSI/HSS/POD/FAR and MSE per lead time and threshold."""
+    run_stage(not_built("evaluate", 6), config, set_, quiet, debug)
+
+
+@app.command()
+def predict(
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    quiet: QuietOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Nowcast from new radar files with a trained checkpoint; writes CF-netCDF."""
+    run_stage(not_built("predict", 7), config, set_, quiet, debug)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    main()
