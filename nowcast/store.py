@@ -1,0 +1,299 @@
+"""The dataset store: the one netCDF file that preprocess writes and every later stage reads.
+
+Layout (DESIGN.md, plus ``block``)::
+
+    frames(time, y, x)      uint8   round(255·gray level); 0 where the frame is missing
+    valid(time)             bool    a frame was found for this time
+    block(time)             int32   index of the 40-frame block the frame is in (−1: none)
+    split(time)             int8    −1 none, 0 train, 1 val, 2 test (the split of its block)
+    noise_mask(month, y, x) bool    clutter / noise pixels found for each calendar month
+    coverage(y, x)          bool    inside radar coverage in every frame
+    x(x), y(y)              float64 projected coordinates of the grid-cell centres [m]
+    month(month)            str     'YYYY-MM'
+    crs                     int32   grid mapping of the input product (CF attributes)
+    attrs: preprocess (the preprocessing config as JSON), nowcast_version, Conventions
+
+``block`` is stored because two neighbouring blocks can share a split: windows must not
+run across a block boundary, and ``split`` alone cannot tell. The file is written with the
+netCDF4 library frame by frame (memory does not grow with the archive) into a temporary
+file that is renamed into place when complete; xarray reads it as usual.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import netCDF4
+import numpy as np
+
+from nowcast import __version__
+from nowcast.errors import UserError
+
+SPLITS = {"train": 0, "val": 1, "test": 2}
+TIME_UNITS = "minutes since 1970-01-01 00:00:00"
+_EPOCH = np.datetime64("1970-01-01T00:00:00", "s")
+
+
+@dataclass
+class StoreMeta:
+    """Everything in a store except the frames (small: kilobytes to a few MB)."""
+
+    path: Path
+    times: np.ndarray  # (T,) datetime64[s]
+    valid: np.ndarray  # (T,) bool
+    block: np.ndarray  # (T,) int32
+    split: np.ndarray  # (T,) int8
+    months: list[str]  # ('YYYY-MM', ...)
+    noise_mask: np.ndarray  # (M, H, W) bool
+    coverage: np.ndarray  # (H, W) bool
+    x: np.ndarray  # (W,) metres
+    y: np.ndarray  # (H,) metres
+    grid_mapping: dict[str, Any]
+    preprocess: dict[str, Any]
+    attrs: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """Grid shape (H, W)."""
+        return self.coverage.shape
+
+    def month_index(self, time: np.datetime64) -> int:
+        """Index into ``months`` of the calendar month of ``time`` (nearest month if absent)."""
+        key = str(np.datetime64(time, "M"))
+        if key in self.months:
+            return self.months.index(key)
+        stamps = np.array([np.datetime64(m, "M") for m in self.months])
+        return int(np.argmin(np.abs((stamps - np.datetime64(time, "M")).astype(int))))
+
+    def pixel_mask(self, time: np.datetime64) -> np.ndarray:
+        """Pixels that count at ``time``, (H, W) bool: inside coverage and not noise that month."""
+        return self.coverage & ~self.noise_mask[self.month_index(time)]
+
+
+def split_code(name: str) -> int:
+    """'train' | 'val' | 'test' → 0 | 1 | 2 (UserError for anything else)."""
+    if name not in SPLITS:
+        raise UserError(f"unknown split {name!r} (expected one of {', '.join(SPLITS)})")
+    return SPLITS[name]
+
+
+def window_starts(meta: StoreMeta, split: str | int, length: int) -> np.ndarray:
+    """Start indices of every ``length``-frame window that lies inside one block of ``split``
+    with all frames valid. Sliding by one frame: a full 40-frame block gives 40 − 20 + 1 = 21
+    windows of 20."""
+    code = split_code(split) if isinstance(split, str) else int(split)
+    n = meta.times.size
+    if n < length:
+        return np.zeros(0, dtype=np.int64)
+    ok = meta.valid & (meta.split == code) & (meta.block >= 0)
+    # a window is good when all its frames are ok and the first and last share a block
+    bad = np.concatenate([[0], np.cumsum(~ok)])
+    starts = np.arange(n - length + 1)
+    all_ok = (bad[starts + length] - bad[starts]) == 0
+    same_block = meta.block[starts] == meta.block[starts + length - 1]
+    return starts[all_ok & same_block]
+
+
+def read_meta(path: str | os.PathLike) -> StoreMeta:
+    """Read a store's metadata; a missing or foreign file is a UserError naming it."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: no such dataset store (run `nowcast preprocess` first)")
+    try:
+        with netCDF4.Dataset(path) as nc:
+            if "frames" not in nc.variables or "preprocess" not in nc.ncattrs():
+                raise UserError(f"{path}: not a nowcast dataset store (no frames / preprocess attribute)")
+            nc.set_auto_mask(False)
+            times = _decode_times(nc["time"][:])
+            crs = nc["crs"] if "crs" in nc.variables else None
+            return StoreMeta(
+                path=path,
+                times=times,
+                valid=nc["valid"][:].astype(bool),
+                block=nc["block"][:].astype(np.int32),
+                split=nc["split"][:].astype(np.int8),
+                months=[str(m) for m in nc["month"][:]],
+                noise_mask=nc["noise_mask"][:].astype(bool),
+                coverage=nc["coverage"][:].astype(bool),
+                x=np.asarray(nc["x"][:], dtype=np.float64),
+                y=np.asarray(nc["y"][:], dtype=np.float64),
+                grid_mapping={k: crs.getncattr(k) for k in crs.ncattrs()} if crs is not None else {},
+                preprocess=json.loads(nc.getncattr("preprocess")),
+                attrs={k: nc.getncattr(k) for k in nc.ncattrs()},
+            )
+    except UserError:
+        raise
+    except (OSError, KeyError, ValueError) as exc:
+        raise UserError(f"{path}: cannot read dataset store: {exc}") from None
+
+
+class FrameReader:
+    """Random access to a store's frames without loading the archive (one open handle).
+
+    Open one per process (DataLoader workers open their own on first use).
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self._nc: netCDF4.Dataset | None = None
+        self._pid: int | None = None
+
+    def _var(self):
+        if self._nc is None or self._pid != os.getpid():
+            self._nc = netCDF4.Dataset(self.path)
+            self._nc.set_auto_mask(False)
+            self._pid = os.getpid()
+        return self._nc["frames"]
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        """Frames ``start:stop`` as uint8 ``(stop − start, H, W)``."""
+        return np.asarray(self._var()[start:stop])
+
+    def close(self) -> None:
+        if self._nc is not None and self._pid == os.getpid():
+            self._nc.close()
+        self._nc = None
+
+    def __getstate__(self):  # handles do not travel to worker processes
+        return {"path": self.path, "_nc": None, "_pid": None}
+
+
+class StoreWriter:
+    """Writes a store frame by frame into ``<path>.tmp``; :meth:`finish` renames it into place.
+
+    Usage::
+
+        with StoreWriter(path, times, x, y, grid_mapping, preprocess) as w:
+            w.write_frames(i0, frames_uint8)       # any order, any chunking
+            w.finish(valid, block, split, months, noise_mask, coverage)
+
+    Leaving the ``with`` block without :meth:`finish` (an error) removes the temp file.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        times: np.ndarray,
+        x: np.ndarray,
+        y: np.ndarray,
+        grid_mapping: dict[str, Any],
+        preprocess: dict[str, Any],
+    ):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        times = np.asarray(times, dtype="datetime64[s]")
+        nc = netCDF4.Dataset(self.tmp, "w", format="NETCDF4")
+        self._nc = nc
+        nc.setncatts(
+            {
+                "Conventions": "CF-1.8",
+                "title": "nowcast dataset store (HKO-style preprocessed radar frames)",
+                "nowcast_version": __version__,
+                "preprocess": json.dumps(preprocess, sort_keys=True),
+            }
+        )
+        h, w = len(y), len(x)
+        nc.createDimension("time", times.size)
+        nc.createDimension("y", h)
+        nc.createDimension("x", w)
+        vt = nc.createVariable("time", "f8", ("time",))
+        vt.setncatts({"standard_name": "time", "units": TIME_UNITS, "calendar": "standard"})
+        vt[:] = (times - _EPOCH).astype(np.int64) / 60.0
+        for name, values, std in (("x", x, "projection_x_coordinate"), ("y", y, "projection_y_coordinate")):
+            v = nc.createVariable(name, "f8", (name,))
+            v.setncatts({"standard_name": std, "units": "m"})
+            v[:] = values
+        crs = nc.createVariable("crs", "i4")
+        crs.setncatts({k: _nc_attr(v) for k, v in grid_mapping.items()})
+        frames = nc.createVariable(
+            "frames", "u1", ("time", "y", "x"), chunksizes=(1, h, w), fill_value=False
+        )
+        frames.setncatts(
+            {
+                "long_name": "radar gray level, round(255 * (dBZ - z_min) / (z_max - z_min))",
+                "grid_mapping": "crs",
+                "z_min_dBZ": float(preprocess.get("z_min", np.nan)),
+                "z_max_dBZ": float(preprocess.get("z_max", np.nan)),
+            }
+        )
+        self._frames = frames
+        self._done = False
+
+    def write_frames(self, start: int, frames: np.ndarray) -> None:
+        """Store uint8 frames ``(n, H, W)`` at time indices ``start:start+n``."""
+        frames = np.asarray(frames)
+        if frames.dtype != np.uint8:
+            raise TypeError(f"frames must be uint8, got {frames.dtype}")
+        self._frames[start : start + frames.shape[0]] = frames
+
+    def finish(
+        self,
+        valid: np.ndarray,
+        block: np.ndarray,
+        split: np.ndarray,
+        months: list[str],
+        noise_mask: np.ndarray,
+        coverage: np.ndarray,
+    ) -> Path:
+        """Write the per-time and per-month variables, close, and rename into place."""
+        nc = self._nc
+        nc.createDimension("month", len(months))
+        vm = nc.createVariable("month", str, ("month",))
+        vm.long_name = "calendar month, YYYY-MM"
+        for i, m in enumerate(months):
+            vm[i] = m
+        specs = (
+            ("valid", "u1", ("time",), valid, "1 = a radar frame was found for this time"),
+            ("block", "i4", ("time",), block, "index of the block the frame is in, -1 = none"),
+            ("split", "i1", ("time",), split, "-1 none, 0 train, 1 val, 2 test"),
+            ("noise_mask", "u1", ("month", "y", "x"), noise_mask, "1 = noise / clutter pixel"),
+            ("coverage", "u1", ("y", "x"), coverage, "1 = inside radar coverage"),
+        )
+        for name, dtype, dims, values, long_name in specs:
+            v = nc.createVariable(name, dtype, dims, zlib=name == "noise_mask")
+            v.long_name = long_name
+            v[:] = np.asarray(values).astype(dtype)
+        nc.close()
+        os.replace(self.tmp, self.path)
+        self._done = True
+        return self.path
+
+    def abort(self) -> None:
+        """Close and delete the temporary file (nothing half-written is left)."""
+        if not self._done:
+            try:
+                self._nc.close()
+            except RuntimeError:
+                pass
+            if self.tmp.exists():
+                self.tmp.unlink()
+
+    def __enter__(self) -> StoreWriter:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.abort()
+
+
+def _nc_attr(value: Any) -> Any:
+    if isinstance(value, (bool, np.bool_)):
+        return int(value)
+    if isinstance(value, (dict, list, tuple)) and not all(isinstance(v, (int, float)) for v in value):
+        return json.dumps(value)
+    return value
+
+
+def _decode_times(minutes: np.ndarray) -> np.ndarray:
+    seconds = np.rint(np.asarray(minutes, dtype=np.float64) * 60.0).astype(np.int64)
+    return _EPOCH + seconds.astype("timedelta64[s]")
+
+
+def to_datetime(t: np.datetime64) -> dt.datetime:
+    """numpy datetime64 → naive UTC datetime."""
+    return np.datetime64(t, "s").astype(dt.datetime)
