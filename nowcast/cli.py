@@ -31,11 +31,20 @@ app = typer.Typer(
 
 ConfigOpt = Annotated[
     Optional[Path],
-    typer.Option("--config", "-c", help="YAML config file (keys left out take their defaults).", show_default=False),
+    typer.Option(
+        "--config",
+        "-c",
+        help="YAML config file (keys left out take their defaults).",
+        show_default=False,
+    ),
 ]
 SetOpt = Annotated[
     Optional[list[str]],
-    typer.Option("--set", help="Override a config key, e.g. --set train.lr=3e-4 (repeatable).", show_default=False),
+    typer.Option(
+        "--set",
+        help="Override a config key, e.g. --set train.lr=3e-4 (repeatable).",
+        show_default=False,
+    ),
 ]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or info lines.")]
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show the traceback of an error.")]
@@ -104,13 +113,21 @@ def _root(
 
 @app.command()
 def synth(
-    out: Annotated[Optional[Path], typer.Option(help="Output folder \\[synth.out].", show_default=False)] = None,
+    out: Annotated[
+        Optional[Path], typer.Option(help="Output folder \\[synth.out].", show_default=False)
+    ] = None,
     start: Annotated[
         Optional[dt.datetime],
-        typer.Option(formats=["%Y-%m-%d"], help="First day, YYYY-MM-DD \\[synth.start].", show_default=False),
+        typer.Option(
+            formats=["%Y-%m-%d"], help="First day, YYYY-MM-DD \\[synth.start].", show_default=False
+        ),
     ] = None,
-    days: Annotated[Optional[int], typer.Option(help="Number of days \\[synth.days].", show_default=False)] = None,
-    seed: Annotated[Optional[int], typer.Option(help="Random seed \\[synth.seed].", show_default=False)] = None,
+    days: Annotated[
+        Optional[int], typer.Option(help="Number of days \\[synth.days].", show_default=False)
+    ] = None,
+    seed: Annotated[
+        Optional[int], typer.Option(help="Random seed \\[synth.seed].", show_default=False)
+    ] = None,
     config: ConfigOpt = None,
     set_: SetOpt = None,
     quiet: QuietOpt = False,

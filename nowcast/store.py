@@ -107,7 +107,9 @@ def read_meta(path: str | os.PathLike) -> StoreMeta:
     try:
         with netCDF4.Dataset(path) as nc:
             if "frames" not in nc.variables or "preprocess" not in nc.ncattrs():
-                raise UserError(f"{path}: not a nowcast dataset store (no frames / preprocess attribute)")
+                raise UserError(
+                    f"{path}: not a nowcast dataset store (no frames / preprocess attribute)"
+                )
             nc.set_auto_mask(False)
             times = _decode_times(nc["time"][:])
             crs = nc["crs"] if "crs" in nc.variables else None
@@ -122,7 +124,9 @@ def read_meta(path: str | os.PathLike) -> StoreMeta:
                 coverage=nc["coverage"][:].astype(bool),
                 x=np.asarray(nc["x"][:], dtype=np.float64),
                 y=np.asarray(nc["y"][:], dtype=np.float64),
-                grid_mapping={k: crs.getncattr(k) for k in crs.ncattrs()} if crs is not None else {},
+                grid_mapping={k: crs.getncattr(k) for k in crs.ncattrs()}
+                if crs is not None
+                else {},
                 preprocess=json.loads(nc.getncattr("preprocess")),
                 attrs={k: nc.getncattr(k) for k in nc.ncattrs()},
             )
@@ -205,7 +209,10 @@ class StoreWriter:
         vt = nc.createVariable("time", "f8", ("time",))
         vt.setncatts({"standard_name": "time", "units": TIME_UNITS, "calendar": "standard"})
         vt[:] = (times - _EPOCH).astype(np.int64) / 60.0
-        for name, values, std in (("x", x, "projection_x_coordinate"), ("y", y, "projection_y_coordinate")):
+        for name, values, std in (
+            ("x", x, "projection_x_coordinate"),
+            ("y", y, "projection_y_coordinate"),
+        ):
             v = nc.createVariable(name, "f8", (name,))
             v.setncatts({"standard_name": std, "units": "m"})
             v[:] = values
@@ -284,7 +291,9 @@ class StoreWriter:
 def _nc_attr(value: Any) -> Any:
     if isinstance(value, (bool, np.bool_)):
         return int(value)
-    if isinstance(value, (dict, list, tuple)) and not all(isinstance(v, (int, float)) for v in value):
+    if isinstance(value, (dict, list, tuple)) and not all(
+        isinstance(v, (int, float)) for v in value
+    ):
         return json.dumps(value)
     return value
 

@@ -157,7 +157,9 @@ def _day_frames(cfg, day: dt.date, per_day: int, cover: np.ndarray, clutter_px: 
     rng = np.random.default_rng(day_seed)
     f1 = _periodic_pad(_powerlaw_field(rng, FIELD_SIZE), cfg.size)
     f2 = _periodic_pad(_powerlaw_field(rng, FIELD_SIZE), cfg.size)
-    missing = set(rng.choice(per_day, size=min(cfg.missing_per_day, per_day), replace=False).tolist())
+    missing = set(
+        rng.choice(per_day, size=min(cfg.missing_per_day, per_day), replace=False).tolist()
+    )
     clutter_on = rng.random(per_day) < 0.9
     # a global (seed-only) clock makes velocity and wetness continuous across midnight
     glob = np.random.default_rng(np.random.SeedSequence([cfg.seed, 104729]))
@@ -313,5 +315,7 @@ def _write_clutter(path: Path, clutter: np.ndarray, x: np.ndarray, y: np.ndarray
             nc.setncatts({"Conventions": "CF-1.8", "title": "ground-clutter pixels of the archive"})
             _define_grid(nc, x, y)
             var = nc.createVariable("clutter", "u1", ("y", "x"), zlib=True)
-            var.setncatts({"long_name": "fixed ground clutter (1 = clutter)", "grid_mapping": "crs"})
+            var.setncatts(
+                {"long_name": "fixed ground clutter (1 = clutter)", "grid_mapping": "crs"}
+            )
             var[:] = clutter.astype(np.uint8)

@@ -30,7 +30,9 @@ def main() -> None:
     names = available() if args.names == ["all"] else args.names
     for name in names:
         if name not in available():
-            parser.error(f"unknown or not yet built benchmark {name!r} (available: {', '.join(available())})")
+            parser.error(
+                f"unknown or not yet built benchmark {name!r} (available: {', '.join(available())})"
+            )
         print(f"\n=== bench {name} ===", flush=True)
         importlib.import_module(f"bench_{name}").run(quick=args.quick)
 

@@ -38,6 +38,12 @@ def run(quick: bool = False) -> None:
         write_s = time.perf_counter() - t0
 
     fps = n / gen_s
-    print(f"{'frames':>8} {'synth s':>9} {'frames/s':>9} {'write-only frames/s':>20} {'synth/write':>12} {'target':>8}")
-    print(f"{n:>8} {gen_s:>9.2f} {fps:>9.1f} {n / write_s:>20.1f} {write_s / gen_s:>12.2f} {'≥ 50':>8}")
-    print(f"synth: {fps:.1f} frames/s ({'meets' if fps >= TARGET_FPS else 'MISSES'} the ≥ {TARGET_FPS:g} frames/s target)")
+    print(
+        f"{'frames':>8} {'synth s':>9} {'frames/s':>9} {'write-only frames/s':>20} {'synth/write':>12} {'target':>8}"
+    )
+    print(
+        f"{n:>8} {gen_s:>9.2f} {fps:>9.1f} {n / write_s:>20.1f} {write_s / gen_s:>12.2f} {'≥ 50':>8}"
+    )
+    print(
+        f"synth: {fps:.1f} frames/s ({'meets' if fps >= TARGET_FPS else 'MISSES'} the ≥ {TARGET_FPS:g} frames/s target)"
+    )

@@ -26,14 +26,18 @@ def _quiet():
 def radar_dir() -> Path:
     """``../shared/data/radar``: skipped (with the reason) where a clone has no ../shared."""
     if not SHARED_RADAR.is_dir():
-        pytest.skip(f"real radar data not found at {SHARED_RADAR} (only present beside the project's own checkout)")
+        pytest.skip(
+            f"real radar data not found at {SHARED_RADAR} (only present beside the project's own checkout)"
+        )
     return SHARED_RADAR
 
 
 @pytest.fixture(scope="session")
 def synth_cfg(tmp_path_factory) -> SynthConfig:
     """A two-day, full-size archive that straddles a month boundary (30 June – 1 July 2024)."""
-    return SynthConfig(out=tmp_path_factory.mktemp("synth"), start=dt.date(2024, 6, 30), days=2, seed=11)
+    return SynthConfig(
+        out=tmp_path_factory.mktemp("synth"), start=dt.date(2024, 6, 30), days=2, seed=11
+    )
 
 
 @pytest.fixture(scope="session")

@@ -17,7 +17,14 @@ def _write(path, n=120, block_len=40, splits=(0, 0, 2), missing=(), h=8, w=12):
     valid[list(missing)] = False
     block = np.arange(n) // block_len
     split = np.array([splits[b] for b in block], np.int8)
-    with StoreWriter(path, times, np.arange(w) * 1e3, -np.arange(h) * 1e3, {"grid_mapping_name": "x"}, {"z_min": -10, "z_max": 60}) as wr:
+    with StoreWriter(
+        path,
+        times,
+        np.arange(w) * 1e3,
+        -np.arange(h) * 1e3,
+        {"grid_mapping_name": "x"},
+        {"z_min": -10, "z_max": 60},
+    ) as wr:
         wr.write_frames(0, frames[:50])
         wr.write_frames(50, frames[50:])
         months = ["2024-06", "2024-07"]
@@ -67,7 +74,9 @@ def test_missing_frame_removes_its_windows(tmp_path):
 def test_failed_write_leaves_nothing(tmp_path):
     path = tmp_path / "s.nc"
     with pytest.raises(RuntimeError):
-        with StoreWriter(path, np.array(["2024-01-01"], "datetime64[s]"), np.arange(3.0), np.arange(2.0), {}, {}) as wr:
+        with StoreWriter(
+            path, np.array(["2024-01-01"], "datetime64[s]"), np.arange(3.0), np.arange(2.0), {}, {}
+        ) as wr:
             wr.write_frames(0, np.zeros((1, 2, 3), np.uint8))
             raise RuntimeError("boom")
     assert list(tmp_path.iterdir()) == []

@@ -47,9 +47,13 @@ def test_determinism(tmp_path):
     fa, fb, fc = (synthesize(cfg).files for cfg in (a, b, c))
     assert [p.name for p in fa] == [p.name for p in fb]
     for pa, pb in zip(fa[::17], fb[::17]):
-        np.testing.assert_array_equal(_open(pa)["reflectivity"].values, _open(pb)["reflectivity"].values)
+        np.testing.assert_array_equal(
+            _open(pa)["reflectivity"].values, _open(pb)["reflectivity"].values
+        )
     diffs = [
-        not np.array_equal(_open(pa)["reflectivity"].values, _open(pc)["reflectivity"].values, equal_nan=True)
+        not np.array_equal(
+            _open(pa)["reflectivity"].values, _open(pc)["reflectivity"].values, equal_nan=True
+        )
         for pa, pc in zip(fa[::17], fc[::17])
     ]
     assert any(diffs)
@@ -95,7 +99,9 @@ def test_clutter_positions(synth_archive, synth_cfg):
     np.testing.assert_array_equal(mask, clutter_mask(synth_cfg))
     assert 0.002 < mask.mean() < 0.03
     # persistent strong echo on the clutter pixels: ≥ 40 dBZ on most of them in most frames
-    strong = [np.mean(_open(p)["reflectivity"].values[0][mask] >= 40.0) for p in synth_archive.files[::10]]
+    strong = [
+        np.mean(_open(p)["reflectivity"].values[0][mask] >= 40.0) for p in synth_archive.files[::10]
+    ]
     assert np.mean(np.array(strong) > 0.9) >= 0.75
     # every patch lies inside the central 70 % of the grid (so a 330-px crop of 480 keeps it)
     rows, cols = np.nonzero(mask)
@@ -134,7 +140,9 @@ def test_missing_frames_are_really_missing(synth_archive, synth_cfg):
 
 
 def test_spans_two_calendar_months(synth_archive):
-    months = {(_open(p)["time"].values[0].astype("datetime64[M]")) for p in synth_archive.files[::60]}
+    months = {
+        (_open(p)["time"].values[0].astype("datetime64[M]")) for p in synth_archive.files[::60]
+    }
     assert len(months) >= 2
 
 

@@ -13,4 +13,11 @@ from nowcast.config.loader import (
 )
 from nowcast.config.tree import Config
 
-__all__ = ["Config", "ConfigError", "config_to_yaml", "load_config", "save_config", "validate_config"]
+__all__ = [
+    "Config",
+    "ConfigError",
+    "config_to_yaml",
+    "load_config",
+    "save_config",
+    "validate_config",
+]

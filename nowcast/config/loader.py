@@ -235,7 +235,12 @@ def _with_constraints(noun: str, metadata: list[Any]) -> str:
     lo = hi = None
     lo_strict = hi_strict = False
     for m in metadata:
-        for attr, strict, is_lo in (("gt", True, True), ("ge", False, True), ("lt", True, False), ("le", False, False)):
+        for attr, strict, is_lo in (
+            ("gt", True, True),
+            ("ge", False, True),
+            ("lt", True, False),
+            ("le", False, False),
+        ):
             v = getattr(m, attr, None)
             if v is not None and isinstance(m, (at.Gt, at.Ge, at.Lt, at.Le, at.Interval)):
                 if is_lo:
@@ -277,7 +282,7 @@ def _plural(words: str | None) -> str:
         return "values"
     for article in ("a ", "an "):
         if words.startswith(article):
-            words = words[len(article):]
+            words = words[len(article) :]
     head, _, tail = words.partition(" ")
     if head in ("positive", "non-negative"):
         head2, _, tail2 = tail.partition(" ")
