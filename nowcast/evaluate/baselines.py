@@ -1,0 +1,83 @@
+"""Reference forecasts scored on exactly the same windows as the models.
+
+- ``persistence``: the last input frame, repeated for every lead time.
+- ``extrapolation``: pysteps Lucas–Kanade motion (``pysteps.motion.get_method("LK")``) from
+  the last ``n_frames`` inputs, then semi-Lagrangian advection of the last input
+  (``pysteps.nowcasts.get_method("extrapolation")``) with ``extrap_kwargs={"outval": 0}``.
+
+Both run on **gray levels**, i.e. in dBZ up to the affine map P = (dBZ − z_min)/(z_max −
+z_min): LK's feature tracking is insensitive to an affine rescaling, advection moves values
+without changing them, and outval 0 is gray 0 = z_min dBZ ("no echo") for what flows in from
+beyond the grid, so no NaN border. The forecasts are therefore directly comparable with the
+model outputs, which are gray levels too.
+
+Every baseline is a callable ``(inputs, n_out) -> forecast`` with inputs
+``(B, T_in, H, W)`` gray-level tensor and forecast ``(B, n_out, H, W)`` on the same device.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+
+from nowcast.errors import UserError
+
+Baseline = Callable[[torch.Tensor, int], torch.Tensor]
+NAMES = ("persistence", "extrapolation")
+
+
+def persistence(inputs: torch.Tensor, n_out: int) -> torch.Tensor:
+    """The last input frame repeated: (B, T_in, H, W) → (B, n_out, H, W) (a view, no copy)."""
+    return inputs[:, -1:].expand(-1, n_out, -1, -1)
+
+
+class Extrapolation:
+    """pysteps LK motion + semi-Lagrangian extrapolation, one window at a time on the CPU.
+
+    Args:
+        n_frames: how many of the last input frames LK estimates the motion from (≥ 2).
+    """
+
+    def __init__(self, n_frames: int = 3):
+        from pysteps import motion, nowcasts  # imported here: pysteps is slow to import
+
+        if n_frames < 2:
+            raise ValueError("extrapolation needs at least 2 frames for the motion")
+        self.n_frames = n_frames
+        self._motion = motion.get_method("LK")
+        self._extrapolate = nowcasts.get_method("extrapolation")
+
+    def forecast(self, frames: np.ndarray, n_out: int) -> np.ndarray:
+        """One window: gray frames (T_in, H, W) → extrapolated gray frames (n_out, H, W), float64."""
+        frames = np.asarray(frames, dtype=np.float64)
+        if frames.shape[0] < self.n_frames:
+            raise UserError(
+                f"evaluate.extrapolation_frames: {self.n_frames} frames asked for the motion, "
+                f"but windows have only {frames.shape[0]} inputs"
+            )
+        last = frames[-1]
+        if not np.any(frames[-self.n_frames :] > 0):  # nothing to track or move
+            return np.zeros((n_out, *last.shape))
+        velocity = self._motion(frames[-self.n_frames :], verbose=False)
+        return self._extrapolate(last, velocity, n_out, extrap_kwargs={"outval": 0.0})
+
+    def __call__(self, inputs: torch.Tensor, n_out: int) -> torch.Tensor:
+        """(B, T_in, H, W) gray tensor → (B, n_out, H, W) float32 on the inputs' device."""
+        batch = inputs.detach().cpu().numpy()
+        out = np.stack([self.forecast(window, n_out) for window in batch])
+        return torch.from_numpy(out.astype(np.float32)).to(inputs.device)
+
+
+def build_baselines(names: Sequence[str], n_frames: int = 3) -> dict[str, Baseline]:
+    """Baselines by name (``persistence``, ``extrapolation``), in the order given."""
+    out: dict[str, Baseline] = {}
+    for name in names:
+        if name == "persistence":
+            out[name] = persistence
+        elif name == "extrapolation":
+            out[name] = Extrapolation(n_frames)
+        else:
+            raise UserError(f"unknown baseline {name!r} (expected {', '.join(NAMES)})")
+    return out
