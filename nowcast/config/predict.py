@@ -1,9 +1,33 @@
-"""`predict`: nowcasts from new files (filled by the predict stage)."""
+"""`predict`: nowcasts from new radar files (`nowcast predict`).
+
+The preprocessing itself (gray-level bounds, Z–R, crop, disk filter, resize) is never set
+here: it is read from the checkpoint, so that a nowcast sees exactly what training saw.
+These keys only say how strictly to check the new files, which noise mask to apply, how
+far ahead to predict and how to draw the pictures.
+"""
 
 from __future__ import annotations
 
-from nowcast.config.base import Section
+from typing import Literal, Optional
+
+from nowcast.config.base import NonNegativeFloat, PositiveInt, Section
 
 
 class PredictConfig(Section):
-    """nowcasts from new files (filled by the predict stage)."""
+    """Checks on the input frames, the noise-mask policy, the number of leads, the pictures."""
+
+    time_tolerance_minutes: NonNegativeFloat = 1.0
+    """Consecutive input frames must be the model's interval apart ± this many minutes;
+    two frames at most this far apart are duplicates (an error)."""
+    noise_mask: Literal["nearest_month", "union"] = "nearest_month"
+    """Which of the checkpoint's monthly noise masks blanks the nowcast: the calendar month
+    of the last input frame (the nearest month the checkpoint has, if it lacks that one),
+    as training masks a window by its month; or the union of all months (blanks more)."""
+    leads: Optional[PositiveInt] = None
+    """Number of lead times to predict; null = as many as the model was trained to predict
+    (the checkpoint's data.n_out). Leads beyond the trained ones are extrapolations of the
+    network and are less skilful."""
+    dpi: PositiveInt = 100
+    """Resolution of the PNG frames and of the GIF [dots per inch of a 6.4 × 5.2 inch figure]."""
+    gif_frame_ms: PositiveInt = 500
+    """Time each lead is shown in the GIF [ms]."""

@@ -1,0 +1,166 @@
+"""Which files a nowcast starts from, and the checks on them before anything runs.
+
+``--input`` takes files, directories and globs (any mix). Every check failure is a
+:class:`~nowcast.errors.UserError` naming the file at fault, raised before any output
+is written:
+
+* a path that does not exist or a glob that matches nothing;
+* fewer frames than the model reads (``n_in``);
+* two frames at the same time (within the tolerance), or frames that are not consecutive
+  at the model's interval (within the tolerance);
+* frames on different grids, or a grid smaller than the checkpoint's crop;
+* an all-NaN frame (or one with no data inside the crop).
+
+From all the frames found, the newest ``n_in`` (by valid time) are used; the checks on
+spacing and duplicates apply to those.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from nowcast.errors import UserError
+
+#: file name endings taken from a directory (other files there, e.g. README.md, are ignored)
+RADAR_SUFFIXES = (".nc", ".nc4", ".cdf", ".netcdf", ".h5", ".hdf5", ".hdf")
+
+
+def expand_inputs(specs: Sequence[str | os.PathLike]) -> list[Path]:
+    """Files named by ``specs`` (files, directories, glob patterns), each once, in order given.
+
+    A directory contributes its radar files (names ending in :data:`RADAR_SUFFIXES`, not
+    hidden); a glob contributes every file it matches. Raises UserError for a path that does
+    not exist, a glob that matches no file, a directory without radar files, or no specs.
+    """
+    if not specs:
+        raise UserError("--input: no input files given")
+    found: dict[Path, None] = {}
+    for spec in specs:
+        path = Path(spec)
+        if path.is_dir():
+            files = sorted(
+                p
+                for p in path.iterdir()
+                if p.is_file()
+                and not p.name.startswith(".")
+                and p.name.lower().endswith(RADAR_SUFFIXES)
+            )
+            if not files:
+                raise UserError(
+                    f"{path}: no radar files in this directory "
+                    f"(looked for names ending in {', '.join(RADAR_SUFFIXES)})"
+                )
+        elif path.is_file():
+            files = [path]
+        elif glob.has_magic(str(spec)):
+            files = sorted(Path(p) for p in glob.glob(str(spec)) if Path(p).is_file())
+            if not files:
+                raise UserError(f"{spec}: the pattern matches no file")
+        else:
+            raise UserError(f"{path}: no such file or directory")
+        for f in files:
+            found.setdefault(f, None)
+    return list(found)
+
+
+def select_newest(
+    times: Sequence[np.datetime64],
+    paths: Sequence[Path],
+    n_in: int,
+    interval_minutes: float,
+    tolerance_minutes: float,
+) -> list[int]:
+    """Indices (oldest first) of the newest ``n_in`` frames, after checking their spacing.
+
+    times: valid time of each file; paths: the files (for the messages).
+    Consecutive frames must be ``interval_minutes ± tolerance_minutes`` apart; two frames
+    at most ``tolerance_minutes`` apart are duplicates. UserError otherwise, naming files.
+    """
+    if len(times) != len(paths):
+        raise ValueError("times and paths differ in length")
+    stamps = np.array([np.datetime64(t, "s") for t in times], dtype="datetime64[s]")
+    order = np.argsort(stamps, kind="stable")
+    if len(order) < n_in:
+        where = _common_source(paths)
+        raise UserError(
+            f"{where}: {len(order)} radar frame{'s' if len(order) != 1 else ''} found, "
+            f"the model needs {n_in} consecutive frames"
+        )
+    chosen = [int(i) for i in order[len(order) - n_in :]]
+    # a duplicate of the oldest chosen frame may lie just outside the chosen ones
+    if len(order) > n_in:
+        chosen_with_prev = [int(order[len(order) - n_in - 1]), *chosen]
+    else:
+        chosen_with_prev = chosen
+    for prev, cur in zip(chosen_with_prev, chosen_with_prev[1:]):
+        gap = (stamps[cur] - stamps[prev]).astype(np.int64) / 60.0
+        if gap <= tolerance_minutes:
+            raise UserError(
+                f"{paths[cur]}: duplicate frame: valid at {_fmt(stamps[cur])}, the same time "
+                f"(± {tolerance_minutes:g} min) as {paths[prev]}"
+            )
+    for prev, cur in zip(chosen, chosen[1:]):
+        gap = (stamps[cur] - stamps[prev]).astype(np.int64) / 60.0
+        if abs(gap - interval_minutes) > tolerance_minutes:
+            raise UserError(
+                f"{paths[cur]}: not consecutive: {gap:g} min after the previous frame "
+                f"{paths[prev].name} ({_fmt(stamps[prev])} → {_fmt(stamps[cur])}), the model "
+                f"works at {interval_minutes:g} ± {tolerance_minutes:g} min"
+            )
+    return chosen
+
+
+def check_grid(path: Path, shape: tuple[int, int], crop: tuple[int, int]) -> None:
+    """UserError naming ``path`` when its ``(H, W)`` grid is smaller than the ``crop``."""
+    if shape[0] < crop[0] or shape[1] < crop[1]:
+        raise UserError(
+            f"{path}: grid {shape[0]}×{shape[1]} is smaller than the checkpoint's "
+            f"{crop[0]}×{crop[1]} crop"
+        )
+
+
+def check_same_grid(
+    path: Path,
+    x: np.ndarray,
+    y: np.ndarray,
+    ref_path: Path,
+    ref_x: np.ndarray,
+    ref_y: np.ndarray,
+) -> None:
+    """UserError naming ``path`` when its x/y coordinates differ from those of ``ref_path``."""
+    same = (
+        x.shape == ref_x.shape
+        and y.shape == ref_y.shape
+        and np.allclose(x, ref_x, rtol=0, atol=1e-3)
+        and np.allclose(y, ref_y, rtol=0, atol=1e-3)
+    )
+    if not same:
+        raise UserError(
+            f"{path}: grid differs from that of {ref_path.name} "
+            f"({y.size}×{x.size} vs {ref_y.size}×{ref_x.size} or other coordinates)"
+        )
+
+
+def check_data(path: Path, dbz: np.ndarray, crop_slices: tuple[slice, slice]) -> None:
+    """UserError naming ``path`` when the frame (dBZ, (H, W)) is all NaN, or NaN in the crop."""
+    if not np.isfinite(dbz).any():
+        raise UserError(f"{path}: all-NaN frame (no radar data at all)")
+    if not np.isfinite(dbz[crop_slices]).any():
+        raise UserError(f"{path}: no radar data inside the checkpoint's central crop (all NaN)")
+
+
+def _common_source(paths: Sequence[Path]) -> str:
+    """How to name a set of input files in a message: their folder, or the one file."""
+    if len(paths) == 1:
+        return str(paths[0])
+    parents = {p.parent for p in paths}
+    return str(parents.pop()) if len(parents) == 1 else "--input"
+
+
+def _fmt(t: np.datetime64) -> str:
+    return str(np.datetime64(t, "m")).replace("T", " ")
