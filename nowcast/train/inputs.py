@@ -1,0 +1,88 @@
+"""Everything a training run needs checked before it starts, with one-line errors.
+
+Checked in this order (each a UserError naming the key or file): the model name, the
+store (exists, is a store, has a gray scale), the grid against ``model.patch``, windows in
+the train and val splits, the batch size against the training windows and the number of
+processes, the device.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from nowcast.config import Config
+from nowcast.data import WindowDataset, open_split
+from nowcast.errors import UserError
+from nowcast.evaluate.scale import GrayScale
+from nowcast.models import check_config
+from nowcast.store import StoreMeta, read_meta
+from nowcast.train.ddp import DistEnv
+
+
+@dataclass
+class TrainInputs:
+    """The store and its train/val windows, checked."""
+
+    meta: StoreMeta
+    train: WindowDataset
+    val: WindowDataset
+    scale: GrayScale
+
+
+def check_inputs(cfg: Config, env: DistEnv | None = None) -> TrainInputs:
+    """Open and check the store and its splits for ``cfg`` (see module docstring)."""
+    env = env or DistEnv()
+    check_config(cfg.model.name, cfg.model)
+    meta = read_meta(cfg.data.store)
+    h, w = meta.shape
+    p = cfg.model.patch
+    if h % p or w % p:
+        raise UserError(
+            f"data.store: {meta.path}: the {h}×{w} grid is not divisible by model.patch = {p} "
+            "(choose a patch size that divides both sides)"
+        )
+    scale = GrayScale.from_preprocess(meta.preprocess, source=str(meta.path))
+    n_in, n_out = cfg.data.n_in, cfg.data.n_out
+    train = open_split(meta, "train", n_in, n_out)
+    val = open_split(meta, "val", n_in, n_out)
+    bs = cfg.train.batch_size
+    if bs % env.world:
+        raise UserError(f"train.batch_size: {bs} does not divide evenly over {env.world} processes")
+    if len(train) < bs:
+        raise UserError(
+            f"train.batch_size: {bs} is more than the {len(train)} training windows of {meta.path}"
+        )
+    return TrainInputs(meta=meta, train=train, val=val, scale=scale)
+
+
+def pick_device(name: str, env: DistEnv) -> torch.device:
+    """``train.device`` → a torch device (CUDA: the GPU of this process's LOCAL_RANK)."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda":
+        if not torch.cuda.is_available():
+            raise UserError(
+                f"train.device: cuda requested but no CUDA device is available (torch {torch.__version__})"
+            )
+        if env.local_rank >= torch.cuda.device_count():
+            raise UserError(
+                f"train.device: process LOCAL_RANK {env.local_rank} has no GPU "
+                f"(only {torch.cuda.device_count()} visible)"
+            )
+        torch.cuda.set_device(env.local_rank)
+        return torch.device("cuda", env.local_rank)
+    return torch.device("cpu")
+
+
+def amp_dtype(amp: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype for ``train.amp`` on ``device`` (None: float32; always on the CPU)."""
+    if device.type != "cuda" or amp == "off":
+        return None
+    if amp == "bf16" and not torch.cuda.is_bf16_supported():
+        from nowcast.progress import warn
+
+        warn("train.amp: this GPU has no bf16; training in fp16 with loss scaling instead")
+        return torch.float16
+    return torch.bfloat16 if amp == "bf16" else torch.float16

@@ -1,0 +1,428 @@
+"""`nowcast train`: the training run — setup, the step, validation, checkpoints, resume.
+
+    run_dir = train(cfg)                 # a new run in cfg.train.out_dir
+    run_dir = train(cfg, resume=True)    # continue it from checkpoints/last.pt
+
+One step: a global batch of ``train.batch_size`` windows (split over the DDP processes),
+forward with the scheduled-sampling mask of ``model.sampling_iters``, masked (B-)MSE,
+backward, gradient clipping, Adam/AdamW, LR schedule. Every ``val_every`` steps the model
+is scored on the whole val split (MSE, B-MSE, CSI), best.pt follows ``best_metric`` and
+early stopping counts validations without improvement. last.pt (every
+``checkpoint_every`` steps, at each validation and at the end) holds everything an exact
+resume needs; both files are written atomically, best.pt before last.pt.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from rich.progress import TextColumn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, Subset
+
+from nowcast.checkpoint import load_checkpoint
+from nowcast.config import Config
+from nowcast.errors import UserError
+from nowcast.models import build, scheduled_sampling_mask, teacher_forcing_prob
+from nowcast.progress import console, make_progress, set_quiet
+from nowcast.train import checkpoint as ckpt_io
+from nowcast.train.ddp import (
+    DistEnv,
+    ResumableSampler,
+    all_mean,
+    barrier,
+    broadcast_flag,
+    destroy_process_group,
+    env_from_os,
+    init_process_group,
+)
+from nowcast.train.inputs import TrainInputs, amp_dtype, check_inputs, pick_device
+from nowcast.train.loss import make_loss
+from nowcast.train.rundir import RunDir
+from nowcast.train.schedule import make_optimizer, make_scheduler
+from nowcast.train.validate import higher_is_better, persistence, score
+
+
+class TrainingDiverged(UserError):
+    """The loss (or gradient) became NaN or inf; the last good checkpoint is kept."""
+
+
+def train(cfg: Config, resume: bool = False) -> Path:
+    """Train ``cfg.model`` on ``cfg.data.store``; returns the run directory.
+
+    Under torchrun (RANK / WORLD_SIZE / LOCAL_RANK set) every process calls this; they
+    join one process group and only rank 0 writes.
+    """
+    env = env_from_os()
+    if not env.is_main:
+        set_quiet(True)
+    device = pick_device(cfg.train.device, env)
+    inputs = check_inputs(cfg, env)
+    run = RunDir(cfg.train.out_dir, writer=env.is_main)
+    run.check(resume)
+    saved = None
+    if resume:
+        saved = load_checkpoint(run.last)
+        ckpt_io.check_resumable(saved, cfg.model_dump(mode="json"), inputs.meta, run.last)
+    init_process_group(env, device)
+    try:
+        barrier()  # every process has checked the run folder before rank 0 writes to it
+        return Trainer(cfg, env, device, inputs, run, saved).fit()
+    finally:
+        destroy_process_group()
+
+
+def preflight(cfg: Config, resume: bool = False, world: int = 1) -> None:
+    """The checks :func:`train` makes before it starts, for ``world`` processes (``--nproc``
+    runs them before launching torchrun, so that bad input fails once, plainly)."""
+    meta = check_inputs(cfg, DistEnv(world=world)).meta
+    run = RunDir(cfg.train.out_dir, writer=False)
+    run.check(resume)
+    if resume:
+        ckpt_io.check_resumable(
+            load_checkpoint(run.last), cfg.model_dump(mode="json"), meta, run.last
+        )
+
+
+def seed_everything(seed: int, deterministic: bool) -> None:
+    """Seed python, numpy and torch; switch deterministic algorithms on or off."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(deterministic)
+    torch.backends.cudnn.deterministic = deterministic
+    torch.backends.cudnn.benchmark = not deterministic
+
+
+class Trainer:
+    """One training run (see module docstring); :meth:`fit` runs it to the end."""
+
+    def __init__(
+        self,
+        cfg: Config,
+        env: DistEnv,
+        device: torch.device,
+        inputs: TrainInputs,
+        run: RunDir,
+        saved: dict[str, Any] | None = None,
+    ):
+        tc = cfg.train
+        self.cfg, self.tc, self.env, self.device, self.inputs, self.run = (
+            cfg,
+            tc,
+            env,
+            device,
+            inputs,
+            run,
+        )
+        self.n_out = cfg.data.n_out
+        seed_everything(tc.seed, tc.deterministic)
+        self.net = build(cfg.model.name, cfg.model).to(device)
+        if saved is not None:
+            self.net.load_state_dict(saved["state_dict"])
+        self.model = self.net
+        if env.distributed:
+            ids = [device.index] if device.type == "cuda" else None
+            self.model = DistributedDataParallel(self.net, device_ids=ids)
+        self.optimizer = make_optimizer(self.net.parameters(), tc)
+        self.per_rank = tc.batch_size // env.world
+        self.sampler = ResumableSampler(inputs.train, env, tc.seed)
+        self.steps_per_epoch = self.sampler.num_samples // self.per_rank
+        self.total = tc.epochs * self.steps_per_epoch if tc.epochs else tc.steps
+        self.scheduler = make_scheduler(self.optimizer, tc, self.total)
+        self.amp = amp_dtype(tc.amp, device)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp == torch.float16)
+        self.loss_fn = make_loss(tc.loss, inputs.scale)
+        self.state = ckpt_io.TrainState()
+        self.last_saved: int | None = None
+        cuda = device.type == "cuda"
+        workers = cfg.data.workers
+        self.loader = DataLoader(
+            inputs.train,
+            batch_size=self.per_rank,
+            sampler=self.sampler,
+            num_workers=workers,
+            drop_last=True,
+            pin_memory=cuda,
+            persistent_workers=workers > 0,
+            generator=torch.Generator().manual_seed(tc.seed),
+        )
+        val_share = Subset(inputs.val, range(env.rank, len(inputs.val), env.world))
+        self.val_loader = DataLoader(
+            val_share,
+            batch_size=self.per_rank,
+            num_workers=workers,
+            pin_memory=cuda,
+            persistent_workers=workers > 0,
+            generator=torch.Generator().manual_seed(tc.seed),
+        )
+        if saved is not None:
+            self._restore(saved)
+
+    # ------------------------------------------------------------------ run
+
+    def fit(self) -> Path:
+        """Train until ``total`` steps or early stopping; returns the run directory."""
+        st, run = self.state, self.run
+        resumed = self.last_saved is not None
+        run.start(self.cfg)
+        if resumed:
+            dropped = run.rewind(st.step)
+            run.log("resume", st.step, dropped_lines=dropped, world_size=self.env.world)
+        else:
+            run.log(
+                "start",
+                0,
+                total_steps=self.total,
+                steps_per_epoch=self.steps_per_epoch,
+                train_windows=len(self.inputs.train),
+                val_windows=len(self.inputs.val),
+                world_size=self.env.world,
+                device=str(self.device),
+                amp=str(self.amp).removeprefix("torch.") if self.amp else "off",
+                parameters=sum(p.numel() for p in self.net.parameters()),
+            )
+            st.persistence = self.evaluate(persistence(self.n_out))
+            run.log("baseline", 0, method="persistence", **st.persistence)
+        if st.step < self.total and not st.stopped_early:
+            self._loop()
+        if self.last_saved != st.step:
+            self.save(self.run.last)
+        self._summary()
+        return run.root
+
+    def _loop(self) -> None:
+        st, tc = self.state, self.tc
+        window_loss, window_steps, t0 = 0.0, 0, time.perf_counter()
+        columns = (
+            TextColumn("loss {task.fields[loss]:.4g}"),
+            TextColumn("lr {task.fields[lr]:.2e}"),
+            TextColumn("{task.fields[sps]:.1f} samples/s"),
+        )
+        with make_progress(*columns) as progress:
+            task = progress.add_task(
+                "train", total=self.total, completed=st.step, loss=math.nan, lr=self.lr, sps=0.0
+            )
+            while st.step < self.total and not st.stopped_early:
+                epoch, done = divmod(st.step, self.steps_per_epoch)
+                self.sampler.set_epoch(epoch, done * self.per_rank)
+                for batch in self.loader:
+                    lr = self.lr
+                    window_loss += self.train_step(batch)
+                    window_steps += 1
+                    st.step += 1
+                    if st.step % tc.log_every == 0 or st.step == self.total:
+                        dt = time.perf_counter() - t0
+                        sps = window_steps * tc.batch_size / dt
+                        mean = window_loss / window_steps
+                        self.run.log(
+                            "train",
+                            st.step,
+                            epoch=epoch,
+                            loss=mean,
+                            lr=lr,
+                            teacher_forcing=self.teacher_prob(st.step - 1),
+                            samples_per_s=sps,
+                        )
+                        progress.update(task, loss=mean, lr=lr, sps=sps)
+                        window_loss, window_steps, t0 = 0.0, 0, time.perf_counter()
+                    progress.update(task, completed=st.step)
+                    if st.step % tc.val_every == 0 or st.step == self.total:
+                        self.validate()
+                    elif st.step % tc.checkpoint_every == 0:
+                        self.save(self.run.last)
+                    if st.step >= self.total or st.stopped_early:
+                        break
+
+    # ------------------------------------------------------------------ one step
+
+    @property
+    def lr(self) -> float:
+        return float(self.optimizer.param_groups[0]["lr"])
+
+    def teacher_prob(self, step: int) -> float:
+        """Teacher-forcing probability at ``step`` (0 for networks that feed nothing back)."""
+        if not getattr(self.net, "feeds_predictions", True):
+            return 0.0
+        return teacher_forcing_prob(step, self.cfg.model.sampling_iters)
+
+    def teacher_mask(self, step: int) -> torch.Tensor | None:
+        """This process's rows of the global batch's scheduled-sampling mask (None: no teacher
+        forcing). The mask of the global batch is drawn from a generator seeded by (seed,
+        step), and rank r takes rows r, r + world, … — the windows the sampler gave it."""
+        if self.teacher_prob(step) <= 0.0:
+            return None
+        g = torch.Generator(device=self.device)
+        g.manual_seed((self.tc.seed * 1_000_003 + step) % 2**63)
+        full = scheduled_sampling_mask(
+            self.tc.batch_size, self.n_out, step, self.cfg.model.sampling_iters, self.device, g
+        )
+        return full[self.env.rank :: self.env.world]
+
+    def train_step(self, batch) -> float:
+        """One optimiser step on this process's part of a batch; the global mean loss."""
+        inputs, targets, mask = (t.to(self.device, non_blocking=True) for t in batch)
+        step = self.state.step
+        tm = self.teacher_mask(step)
+        self.model.train()
+        with torch.autocast(self.device.type, dtype=self.amp, enabled=self.amp is not None):
+            if tm is None:
+                pred = self.model(inputs, self.n_out)
+            else:
+                pred = self.model(inputs, self.n_out, targets=targets, teacher_mask=tm)
+        loss = self.loss_fn(pred.float(), targets, mask)
+        value = float(all_mean(loss.detach()))
+        if not math.isfinite(value):
+            self.diverged(f"the training loss became {value}", step + 1)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.unscale_(self.optimizer)
+        norm = torch.nn.utils.clip_grad_norm_(self.net.parameters(), self.tc.grad_clip or math.inf)
+        if not self.scaler.is_enabled() and not torch.isfinite(norm):
+            self.diverged(f"the gradient norm became {float(norm)}", step + 1)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.scheduler.step()
+        return value
+
+    def diverged(self, what: str, step: int) -> None:
+        """Stop with a clear message; last.pt (if any) is the last good state."""
+        kept = (
+            f"the last good checkpoint is {self.run.last} (step {self.last_saved})"
+            if self.last_saved is not None
+            else "no checkpoint had been written yet"
+        )
+        self.run.log("end", step, reason="diverged", message=what)
+        raise TrainingDiverged(
+            f"train: {what} at step {step}; stopped, {kept} (try a lower train.lr or a train.grad_clip)"
+        )
+
+    # ------------------------------------------------------------------ validation
+
+    def evaluate(self, forecast) -> dict[str, float]:
+        """Scores of ``forecast`` on the val split (all processes together)."""
+        self.net.eval()
+        try:
+            with torch.autocast(self.device.type, dtype=self.amp, enabled=self.amp is not None):
+                return score(
+                    forecast,
+                    self.val_loader,
+                    self.n_out,
+                    self.tc.val_thresholds,
+                    self.inputs.scale,
+                    self.device,
+                )
+        finally:
+            self.net.train()
+
+    def validate(self) -> None:
+        """Score the model, keep best.pt, count towards early stopping, write last.pt."""
+        st, tc = self.state, self.tc
+        scores = self.evaluate(lambda x: self.net(x, self.n_out))
+        value = scores[tc.best_metric]
+        better = higher_is_better(tc.best_metric)
+        improved = math.isfinite(value) and (
+            st.best_value is None or (value > st.best_value if better else value < st.best_value)
+        )
+        if improved:
+            st.best_value, st.best_step, st.bad_validations = value, st.step, 0
+        else:
+            st.bad_validations += 1
+            if tc.patience is not None and st.bad_validations >= tc.patience:
+                st.stopped_early = True
+        # every process decides alike; make sure of it (rank 0's decision rules)
+        st.stopped_early = broadcast_flag(st.stopped_early, self.device)
+        if improved:
+            self.save(self.run.best)
+        self.save(self.run.last)
+        self.run.log(
+            "val",
+            st.step,
+            **scores,
+            best_metric=tc.best_metric,
+            improved=improved,
+            best_value=st.best_value,
+            best_step=st.best_step,
+            bad_validations=st.bad_validations,
+        )
+
+    # ------------------------------------------------------------------ checkpoints
+
+    def save(self, path: Path) -> None:
+        """Write a checkpoint of the current state (rank 0 only; atomic)."""
+        if path == self.run.last:
+            self.last_saved = self.state.step
+        if not self.env.is_main:
+            return
+        ckpt_io.write(
+            path,
+            model_name=self.cfg.model.name,
+            config=self.cfg.model_dump(mode="json"),
+            state_dict=self.net.state_dict(),
+            **ckpt_io.store_payload(self.inputs.meta),
+            step=self.state.step,
+            optimizer=self.optimizer.state_dict(),
+            scheduler=self.scheduler.state_dict(),
+            grad_scaler=self.scaler.state_dict() if self.scaler.is_enabled() else None,
+            sampler={
+                "seed": self.tc.seed,
+                "epoch": self.state.step // self.steps_per_epoch,
+                "windows_done": (self.state.step % self.steps_per_epoch) * self.tc.batch_size,
+                "steps_per_epoch": self.steps_per_epoch,
+            },
+            trainer=self.state.to_dict(),
+            world_size=self.env.world,
+            total_steps=self.total,
+        )
+
+    def _restore(self, saved: dict[str, Any]) -> None:
+        """Continue from a checkpoint: optimiser, scheduler, scaler, counters, RNG states."""
+        self.optimizer.load_state_dict(saved["optimizer"])
+        self.scheduler.load_state_dict(saved["scheduler"])
+        if self.scaler.is_enabled() and saved.get("grad_scaler"):
+            self.scaler.load_state_dict(saved["grad_scaler"])
+        self.state = ckpt_io.TrainState.from_dict(saved["trainer"])
+        self.state.step = int(saved["step"])
+        # early stopping follows this run's patience (a larger one lets a stopped run go on)
+        patience = self.tc.patience
+        self.state.stopped_early = patience is not None and self.state.bad_validations >= patience
+        self.last_saved = self.state.step
+        ckpt_io.set_rng_states(saved["rng"])
+
+    # ------------------------------------------------------------------ summary
+
+    def _summary(self) -> None:
+        if not self.env.is_main:
+            return
+        st, tc = self.state, self.tc
+        how = "stopped early (patience)" if st.stopped_early else "done"
+        best = (
+            f"best val {tc.best_metric} {st.best_value:.4g} at step {st.best_step}"
+            if st.best_value is not None
+            else f"no finite val {tc.best_metric}"
+        )
+        ref = st.persistence.get(tc.best_metric)
+        ref_text = f" (persistence {ref:.4g})" if ref is not None and math.isfinite(ref) else ""
+        self.run.log(
+            "end",
+            st.step,
+            reason="early_stopping" if st.stopped_early else "done",
+            best_metric=tc.best_metric,
+            best_value=st.best_value,
+            best_step=st.best_step,
+        )
+        console.print(
+            f"train: {st.step} steps, {how}; {best}{ref_text}; checkpoints in {self.run.checkpoints} "
+            f"(best.pt, last.pt)",
+            highlight=False,
+            soft_wrap=True,
+        )

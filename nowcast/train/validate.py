@@ -1,0 +1,94 @@
+"""Validation during training: the evaluate stage's metrics over the whole validation split.
+
+Scores (from :class:`nowcast.evaluate.metrics.MetricAccumulator`, HKO-7 conventions: gray
+errors summed over the counting pixels of a frame and averaged over sequences; contingency
+tables summed over the split before any score is computed; event = rate ≥ threshold)::
+
+    mse, bmse    mean over lead times of the per-lead MSE / B-MSE
+    csi@<thr>    CSI at each threshold [mm/h], from the tables summed over all lead times
+    csi_mean     mean of the csi@ values (NaN ones left out)
+
+Each DDP rank scores its share of the windows; the sums are added across ranks before
+the scores are computed, so the result does not depend on the number of processes.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from nowcast.evaluate.metrics import MetricAccumulator, categorical_scores
+from nowcast.evaluate.scale import GrayScale
+
+HIGHER_IS_BETTER = {"csi_mean": True, "mse": False, "bmse": False}
+
+# the running sums of a MetricAccumulator (what must be added across ranks)
+_SUM_FIELDS = ("_hits", "_misses", "_false", "_pixels", "_sums")
+
+
+def metric_name(threshold: float) -> str:
+    """Name of the CSI score at ``threshold`` mm/h, e.g. ``csi@0.5``."""
+    return f"csi@{threshold:g}"
+
+
+def higher_is_better(metric: str) -> bool:
+    """Whether a larger value of ``metric`` is better (CSI) or worse (MSE, B-MSE)."""
+    return metric.startswith("csi") or HIGHER_IS_BETTER.get(metric, False)
+
+
+def all_reduce_accumulator(acc: MetricAccumulator) -> None:
+    """Add the sums of every DDP rank's accumulator (no-op without a process group)."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    for name in _SUM_FIELDS:
+        dist.all_reduce(getattr(acc, name), op=dist.ReduceOp.SUM)
+    n = torch.tensor([acc.n_sequences], dtype=torch.int64, device=acc.device)
+    dist.all_reduce(n, op=dist.ReduceOp.SUM)
+    acc.n_sequences = int(n.item())
+
+
+def summarize(acc: MetricAccumulator) -> dict[str, float]:
+    """The validation scores (module docstring) of a filled accumulator, as plain floats."""
+    s = acc.result()
+    tables = [np.sum(t, axis=0) for t in (s.hits, s.misses, s.false_alarms, s.correct_negatives)]
+    csi = categorical_scores(*tables)["csi"]
+    out = {"mse": float(np.mean(s.mse)), "bmse": float(np.mean(s.b_mse))}
+    for t, c in zip(s.thresholds_mmh, csi):
+        out[metric_name(t)] = float(c)
+    finite = [float(c) for c in csi if not math.isnan(c)]
+    out["csi_mean"] = float(np.mean(finite)) if finite else math.nan
+    return out
+
+
+@torch.no_grad()
+def score(
+    forecast: Callable[[torch.Tensor], torch.Tensor],
+    batches: Iterable,
+    n_out: int,
+    thresholds_mmh: list[float],
+    scale: GrayScale,
+    device: torch.device,
+) -> dict[str, float]:
+    """Scores of ``forecast(inputs (B, n_in, 1, H, W)) -> (B, n_out, 1, H, W)`` over ``batches``
+    of ``(inputs, targets, mask)``, summed across DDP ranks."""
+    acc = MetricAccumulator(n_out, thresholds_mmh, scale, device)
+    for inputs, targets, mask in batches:
+        inputs = inputs.to(device, non_blocking=True)
+        targets = targets.to(device, non_blocking=True)
+        pred = forecast(inputs).float()
+        acc.update(pred[:, :, 0], targets[:, :, 0], mask.to(device))
+    all_reduce_accumulator(acc)
+    return summarize(acc)
+
+
+def persistence(n_out: int) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The persistence forecast: the last input frame, repeated ``n_out`` times."""
+
+    def forecast(inputs: torch.Tensor) -> torch.Tensor:
+        return inputs[:, -1:].expand(-1, n_out, -1, -1, -1)
+
+    return forecast
