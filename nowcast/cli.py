@@ -169,13 +169,64 @@ def preprocess(
 
 @app.command()
 def train(
+    resume: Annotated[
+        bool,
+        typer.Option(
+            "--resume", help="Continue the run in train.out_dir from its checkpoints/last.pt."
+        ),
+    ] = False,
+    device: Annotated[
+        Optional[str], typer.Option(help="auto, cpu or cuda \\[train.device].", show_default=False)
+    ] = None,
+    deterministic: Annotated[
+        bool,
+        typer.Option(
+            "--deterministic", help="Deterministic algorithms only \\[train.deterministic]."
+        ),
+    ] = False,
+    nproc: Annotated[
+        Optional[int],
+        typer.Option(
+            "--nproc",
+            min=1,
+            help="Run N processes on this machine (DDP, launched with torchrun).",
+            show_default=False,
+        ),
+    ] = None,
     config: ConfigOpt = None,
     set_: SetOpt = None,
     quiet: QuietOpt = False,
     debug: DebugOpt = False,
 ) -> None:
     """Train a ConvLSTM, PredRNN or MIM encoder–forecaster on a dataset store."""
-    run_stage(not_built("train", 5), config, set_, quiet, debug)
+    from nowcast.train import preflight
+    from nowcast.train import train as train_run
+    from nowcast.train.ddp import launch
+
+    overrides = {"train.device": device, "train.deterministic": True if deterministic else None}
+
+    def stage(cfg):
+        if nproc is None or nproc == 1:
+            return train_run(cfg, resume=resume)
+        preflight(cfg, resume, world=nproc)  # bad input fails here, once, before any process starts
+        args = ["train", *(["--config", str(config)] if config else [])]
+        args += [a for item in set_ or [] for a in ("--set", item)]
+        args += (
+            ["--resume"] * resume
+            + ["--deterministic"] * deterministic
+            + ["--quiet"] * quiet
+            + ["--debug"] * debug
+        )
+        args += ["--device", device] if device else []
+        code = launch(nproc, args)
+        if code != 0:
+            fail(
+                f"train: the {nproc} torchrun processes failed (exit code {code}; see the messages above)",
+                code,
+            )
+        return cfg.train.out_dir
+
+    run_stage(stage, config, set_, quiet, debug, overrides)
 
 
 @app.command()
