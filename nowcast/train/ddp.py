@@ -75,13 +75,13 @@ def all_mean(value: torch.Tensor) -> torch.Tensor:
     return value
 
 
-def broadcast_flag(flag: bool, device: torch.device) -> bool:
-    """Rank 0's value of ``flag`` on every process."""
+def broadcast_object(obj):
+    """Rank 0's ``obj`` (any picklable value) on every process."""
     if not (dist.is_available() and dist.is_initialized()):
-        return flag
-    t = torch.tensor([int(flag)], device=device)
-    dist.broadcast(t, src=0)
-    return bool(t.item())
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
 
 
 def barrier() -> None:

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from rich.progress import TextColumn
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader, Subset
+from torch.utils.data import DataLoader
 
 from nowcast.checkpoint import load_checkpoint
 from nowcast.config import Config
@@ -38,7 +38,7 @@ from nowcast.train.ddp import (
     ResumableSampler,
     all_mean,
     barrier,
-    broadcast_flag,
+    broadcast_object,
     destroy_process_group,
     env_from_os,
     init_process_group,
@@ -98,7 +98,10 @@ def seed_everything(seed: int, deterministic: bool) -> None:
     torch.manual_seed(seed)
     if deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    torch.use_deterministic_algorithms(deterministic)
+    if deterministic or torch.are_deterministic_algorithms_enabled():
+        torch.use_deterministic_algorithms(
+            deterministic
+        )  # (first call imports torch._inductor: ~5 s)
     torch.backends.cudnn.deterministic = deterministic
     torch.backends.cudnn.benchmark = not deterministic
 
@@ -156,15 +159,16 @@ class Trainer:
             persistent_workers=workers > 0,
             generator=torch.Generator().manual_seed(tc.seed),
         )
-        val_share = Subset(inputs.val, range(env.rank, len(inputs.val), env.world))
-        self.val_loader = DataLoader(
-            val_share,
-            batch_size=self.per_rank,
-            num_workers=workers,
-            pin_memory=cuda,
-            persistent_workers=workers > 0,
-            generator=torch.Generator().manual_seed(tc.seed),
-        )
+        self.val_loader = None
+        if env.is_main:  # validation runs on rank 0 (see evaluate)
+            self.val_loader = DataLoader(
+                inputs.val,
+                batch_size=self.per_rank,
+                num_workers=workers,
+                pin_memory=cuda,
+                persistent_workers=workers > 0,
+                generator=torch.Generator().manual_seed(tc.seed),
+            )
         if saved is not None:
             self._restore(saved)
 
@@ -309,20 +313,24 @@ class Trainer:
     # ------------------------------------------------------------------ validation
 
     def evaluate(self, forecast) -> dict[str, float]:
-        """Scores of ``forecast`` on the val split (all processes together)."""
-        self.net.eval()
-        try:
-            with torch.autocast(self.device.type, dtype=self.amp, enabled=self.amp is not None):
-                return score(
-                    forecast,
-                    self.val_loader,
-                    self.n_out,
-                    self.tc.val_thresholds,
-                    self.inputs.scale,
-                    self.device,
-                )
-        finally:
-            self.net.train()
+        """Scores of ``forecast`` on the val split. Rank 0 scores the whole split while the
+        other processes wait; every process gets rank 0's scores (so all decide alike)."""
+        scores = None
+        if self.env.is_main:
+            self.net.eval()
+            try:
+                with torch.autocast(self.device.type, dtype=self.amp, enabled=self.amp is not None):
+                    scores = score(
+                        forecast,
+                        self.val_loader,
+                        self.n_out,
+                        self.tc.val_thresholds,
+                        self.inputs.scale,
+                        self.device,
+                    )
+            finally:
+                self.net.train()
+        return broadcast_object(scores)
 
     def validate(self) -> None:
         """Score the model, keep best.pt, count towards early stopping, write last.pt."""
@@ -339,8 +347,6 @@ class Trainer:
             st.bad_validations += 1
             if tc.patience is not None and st.bad_validations >= tc.patience:
                 st.stopped_early = True
-        # every process decides alike; make sure of it (rank 0's decision rules)
-        st.stopped_early = broadcast_flag(st.stopped_early, self.device)
         if improved:
             self.save(self.run.best)
         self.save(self.run.last)

@@ -8,8 +8,8 @@ tables summed over the split before any score is computed; event = rate ≥ thre
     csi@<thr>    CSI at each threshold [mm/h], from the tables summed over all lead times
     csi_mean     mean of the csi@ values (NaN ones left out)
 
-Each DDP rank scores its share of the windows; the sums are added across ranks before
-the scores are computed, so the result does not depend on the number of processes.
+Under DDP, rank 0 scores the whole split while the other processes wait, and the scores
+are then shared (see :meth:`nowcast.train.trainer.Trainer.evaluate`).
 """
 
 from __future__ import annotations
@@ -19,15 +19,11 @@ from collections.abc import Callable, Iterable
 
 import numpy as np
 import torch
-import torch.distributed as dist
 
 from nowcast.evaluate.metrics import MetricAccumulator, categorical_scores
 from nowcast.evaluate.scale import GrayScale
 
 HIGHER_IS_BETTER = {"csi_mean": True, "mse": False, "bmse": False}
-
-# the running sums of a MetricAccumulator (what must be added across ranks)
-_SUM_FIELDS = ("_hits", "_misses", "_false", "_pixels", "_sums")
 
 
 def metric_name(threshold: float) -> str:
@@ -38,17 +34,6 @@ def metric_name(threshold: float) -> str:
 def higher_is_better(metric: str) -> bool:
     """Whether a larger value of ``metric`` is better (CSI) or worse (MSE, B-MSE)."""
     return metric.startswith("csi") or HIGHER_IS_BETTER.get(metric, False)
-
-
-def all_reduce_accumulator(acc: MetricAccumulator) -> None:
-    """Add the sums of every DDP rank's accumulator (no-op without a process group)."""
-    if not (dist.is_available() and dist.is_initialized()):
-        return
-    for name in _SUM_FIELDS:
-        dist.all_reduce(getattr(acc, name), op=dist.ReduceOp.SUM)
-    n = torch.tensor([acc.n_sequences], dtype=torch.int64, device=acc.device)
-    dist.all_reduce(n, op=dist.ReduceOp.SUM)
-    acc.n_sequences = int(n.item())
 
 
 def summarize(acc: MetricAccumulator) -> dict[str, float]:
@@ -74,14 +59,13 @@ def score(
     device: torch.device,
 ) -> dict[str, float]:
     """Scores of ``forecast(inputs (B, n_in, 1, H, W)) -> (B, n_out, 1, H, W)`` over ``batches``
-    of ``(inputs, targets, mask)``, summed across DDP ranks."""
+    of ``(inputs, targets, mask)``."""
     acc = MetricAccumulator(n_out, thresholds_mmh, scale, device)
     for inputs, targets, mask in batches:
         inputs = inputs.to(device, non_blocking=True)
         targets = targets.to(device, non_blocking=True)
         pred = forecast(inputs).float()
-        acc.update(pred[:, :, 0], targets[:, :, 0], mask.to(device))
-    all_reduce_accumulator(acc)
+        acc.update(pred[:, :, 0].contiguous(), targets[:, :, 0].contiguous(), mask.to(device))
     return summarize(acc)
 
 
