@@ -1,9 +1,52 @@
-"""`model`: network and its size (filled by the models stage)."""
+"""`model`: which network (ConvLSTM, PredRNN, MIM) and its size (the models stage).
+
+Shapes the network sees: frames of ``H × W`` are cut into ``patch × patch`` blocks
+(space-to-depth), so the recurrent cells run on ``(H/patch) × (W/patch)`` grids with
+``patch²`` input channels. Checks that need several keys at once (a per-layer ``hidden``
+list of the right length, equal widths for PredRNN/MIM, an odd ``kernel``) are made by
+:func:`nowcast.models.check_config` when the model is built, with one-line errors naming
+the key.
+"""
 
 from __future__ import annotations
 
-from nowcast.config.base import Section
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator
+
+from nowcast.config.base import NonNegativeInt, Section
+
+Width = Annotated[int, Field(ge=1, le=4096)]
 
 
 class ModelConfig(Section):
-    """network and its size (filled by the models stage)."""
+    """The network: registry name, depth, widths, kernel, patch, initialisation, sampling."""
+
+    name: Literal["convlstm", "predrnn", "mim"] = "convlstm"
+    """Registry name of the network (``nowcast.models.build``): ``convlstm`` (Shi et al.
+    2015 encoder–forecaster), ``predrnn`` (ST-LSTM stack) or ``mim`` (Memory In Memory)."""
+    layers: Annotated[int, Field(ge=1, le=16)] = 3
+    """Number of stacked recurrent layers (for ConvLSTM: in the encoder and in the forecaster)."""
+    hidden: Annotated[list[Width], Field(min_length=1)] = [64]
+    """Hidden channels: one integer (or a one-entry list) for every layer, or a list with
+    one entry per layer (ConvLSTM only; PredRNN and MIM pass memory between layers, so
+    need equal widths)."""
+    kernel: Annotated[int, Field(ge=1, le=15)] = 5
+    """Side of the square convolution kernels of every gate, in (patched) pixels; odd."""
+    patch: Annotated[int, Field(ge=1, le=16)] = 4
+    """Space-to-depth factor: H and W of the frames must be divisible by it."""
+    forget_bias: float = 1.0
+    """Initial bias of every forget gate (learned afterwards); +1 keeps memories early on."""
+    channels_last: bool = False
+    """Run the convolutions in channels-last memory format (see README "Models" for when it pays)."""
+    sampling_iters: NonNegativeInt = 50000
+    """Scheduled sampling (PredRNN's linear schedule): the teacher-forcing probability falls
+    linearly from 1 at step 0 to 0 at this many optimiser steps; 0 = never teacher-force.
+    Used by :func:`nowcast.models.scheduled_sampling_mask` (ConvLSTM takes no frame input
+    in its forecaster, so it ignores the mask)."""
+
+    @field_validator("hidden", mode="before")
+    @classmethod
+    def _one_width_for_all(cls, value: object) -> object:
+        """A single integer means the same width for every layer."""
+        return [value] if isinstance(value, int) and not isinstance(value, bool) else value

@@ -1,0 +1,70 @@
+"""The nowcasting networks behind one interface, and their registry.
+
+    model = build("convlstm", cfg.model)      # or build(cfg.model.name, cfg.model)
+    pred = model(inputs, n_out)               # (B, T_in, 1, H, W) → (B, n_out, 1, H, W)
+
+Adding a model = one file with a :class:`~nowcast.models.base.Nowcaster` subclass taking a
+:class:`~nowcast.config.model.ModelConfig`, plus one line in ``REGISTRY``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from nowcast.config.model import ModelConfig
+from nowcast.errors import UserError
+from nowcast.models.base import Nowcaster, widths
+from nowcast.models.convlstm import ConvLSTMNowcaster
+from nowcast.models.sampling import (
+    sampling_mask_for,
+    scheduled_sampling_mask,
+    teacher_forcing_prob,
+)
+
+REGISTRY: dict[str, Callable[[ModelConfig], Nowcaster]] = {
+    "convlstm": ConvLSTMNowcaster,
+}
+
+#: networks whose memory M passes between layers, so every layer must have the same width
+_SHARED_MEMORY = {"predrnn", "mim"}
+
+
+def check_config(name: str, cfg: ModelConfig) -> None:
+    """Checks across keys; raises a one-line UserError naming the key."""
+    if name not in REGISTRY:
+        raise UserError(f"model.name: unknown model {name!r} (known: {', '.join(REGISTRY)})")
+    if cfg.kernel % 2 == 0:
+        raise UserError(f"model.kernel: expected an odd kernel size, got {cfg.kernel}")
+    if len(cfg.hidden) > 1:
+        if len(cfg.hidden) != cfg.layers:
+            raise UserError(
+                f"model.hidden: {len(cfg.hidden)} widths given for model.layers = {cfg.layers}"
+            )
+        if name in _SHARED_MEMORY and len(set(cfg.hidden)) > 1:
+            raise UserError(
+                f"model.hidden: {name} passes its memory between layers, so all layers need "
+                f"the same width, got {cfg.hidden}"
+            )
+
+
+def build(name: str, cfg: ModelConfig) -> Nowcaster:
+    """The network ``name`` (``convlstm``, ``predrnn``, ``mim``) sized by ``cfg``, on the CPU."""
+    check_config(name, cfg)
+    model = REGISTRY[name](cfg)
+    if cfg.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    return model
+
+
+__all__ = [
+    "REGISTRY",
+    "Nowcaster",
+    "build",
+    "check_config",
+    "sampling_mask_for",
+    "scheduled_sampling_mask",
+    "teacher_forcing_prob",
+    "widths",
+]
