@@ -7,7 +7,7 @@ from matplotlib.colors import to_rgb
 from PIL import Image
 
 from nowcast.evaluate.colormap import OUTSIDE_COLOUR, rate_colormap
-from nowcast.predict.pictures import FIGSIZE, write_gif, write_pngs
+from nowcast.predict.pictures import FIGSIZE, render, write_gif, write_pngs
 
 REF = np.datetime64("2024-06-01T12:00")
 X = np.arange(20) * 3300.0
@@ -32,7 +32,8 @@ def _count(img: Image.Image, rgb: np.ndarray, tol: int = 0) -> int:
 
 
 def test_pngs_one_per_lead_in_the_radar_scale(tmp_path):
-    paths = write_pngs(tmp_path / "png", _fields(), REF, np.array([6, 12]), X, Y, dpi=50)
+    images = render(_fields(), REF, np.array([6, 12]), X, Y, dpi=50)
+    paths = write_pngs(tmp_path / "png", images, np.array([6, 12]))
     assert [p.name for p in paths] == ["nowcast_+006min.png", "nowcast_+012min.png"]
     first, second = (Image.open(p) for p in paths)
     assert first.size == (round(FIGSIZE[0] * 50), round(FIGSIZE[1] * 50))
@@ -47,14 +48,16 @@ def test_pngs_one_per_lead_in_the_radar_scale(tmp_path):
 
 
 def test_dpi_sets_the_size_and_output_is_deterministic(tmp_path):
-    a = write_pngs(tmp_path / "a", _fields(), REF, np.array([6, 12]), X, Y, dpi=80)
-    b = write_pngs(tmp_path / "b", _fields(), REF, np.array([6, 12]), X, Y, dpi=80)
+    leads = np.array([6, 12])
+    a = write_pngs(tmp_path / "a", render(_fields(), REF, leads, X, Y, dpi=80), leads)
+    b = write_pngs(tmp_path / "b", render(_fields(), REF, leads, X, Y, dpi=80), leads)
     assert Image.open(a[0]).size == (round(FIGSIZE[0] * 80), round(FIGSIZE[1] * 80))
     assert [p.read_bytes() for p in a] == [p.read_bytes() for p in b]
 
 
 def test_gif_has_a_frame_per_lead(tmp_path):
-    path = write_gif(tmp_path / "n.gif", _fields(), REF, np.array([6, 12]), X, Y, 50, frame_ms=300)
+    images = render(_fields(), REF, np.array([6, 12]), X, Y, dpi=50)
+    path = write_gif(tmp_path / "n.gif", images, frame_ms=300)
     gif = Image.open(path)
     assert gif.format == "GIF" and gif.n_frames == 2
     assert gif.info["duration"] == 300 and gif.info["loop"] == 0

@@ -24,24 +24,29 @@ from nowcast.atomic import atomic_path
 FIGSIZE = (6.4, 5.2)  # inches
 
 
-def write_pngs(
-    folder: str | os.PathLike,
+def render(
     rainfall_rate: np.ndarray,
     reference_time: np.datetime64,
     lead_minutes: np.ndarray,
     x: np.ndarray,
     y: np.ndarray,
     dpi: int,
-) -> list[Path]:
-    """One PNG per lead, ``folder/nowcast_+MMMmin.png``; returns the paths, in lead order.
+) -> list[bytes]:
+    """One PNG image (encoded bytes) per lead, drawn on one reused figure.
 
-    rainfall_rate: (L, H, W) mm/h, NaN = not predicted; lead_minutes (L,); x (W,), y (H,) [m].
+    rainfall_rate: (L, H, W) mm/h, NaN = not predicted; lead_minutes (L,) after
+    ``reference_time``; x (W,), y (H,) projected cell centres [m]; dpi of a FIGSIZE figure.
     """
+    return list(_render(rainfall_rate, reference_time, lead_minutes, x, y, dpi))
+
+
+def write_pngs(
+    folder: str | os.PathLike, images: list[bytes], lead_minutes: np.ndarray
+) -> list[Path]:
+    """Save :func:`render`'s images as ``folder/nowcast_+MMMmin.png``; paths in lead order."""
     folder = Path(folder)
     out = []
-    for lead, png in zip(
-        lead_minutes, _render(rainfall_rate, reference_time, lead_minutes, x, y, dpi, "png")
-    ):
+    for lead, png in zip(lead_minutes, images):
         path = folder / f"nowcast_+{int(round(float(lead))):03d}min.png"
         with atomic_path(path) as tmp:
             tmp.write_bytes(png)
@@ -49,25 +54,13 @@ def write_pngs(
     return out
 
 
-def write_gif(
-    path: str | os.PathLike,
-    rainfall_rate: np.ndarray,
-    reference_time: np.datetime64,
-    lead_minutes: np.ndarray,
-    x: np.ndarray,
-    y: np.ndarray,
-    dpi: int,
-    frame_ms: int,
-) -> Path:
-    """An animated GIF with one frame per lead, shown ``frame_ms`` ms each, looping forever.
-
-    rainfall_rate: (L, H, W) mm/h, NaN = not predicted; lead_minutes (L,); x (W,), y (H,) [m].
-    """
+def write_gif(path: str | os.PathLike, images: list[bytes], frame_ms: int) -> Path:
+    """An animated GIF of :func:`render`'s images, ``frame_ms`` ms each, looping forever."""
     from PIL import Image  # pillow comes with matplotlib
 
     frames = [
         Image.open(io.BytesIO(png)).convert("RGB").quantize(colors=255, dither=Image.Dither.NONE)
-        for png in _render(rainfall_rate, reference_time, lead_minutes, x, y, dpi, "png")
+        for png in images
     ]
     with atomic_path(path) as tmp:
         frames[0].save(
@@ -88,7 +81,6 @@ def _render(
     x: np.ndarray,
     y: np.ndarray,
     dpi: int,
-    fmt: str,
 ) -> Iterator[bytes]:
     """Draw each lead on one reused figure; yields the encoded image of each."""
     from nowcast.evaluate.colormap import add_rate_colorbar, rate_colormap
@@ -119,7 +111,7 @@ def _render(
         valid = ref + np.timedelta64(int(round(float(lead) * 60)), "s")
         ax.set_title(f"nowcast +{float(lead):g} min, valid {_fmt(valid)} UTC\nfrom {_fmt(ref)} UTC")
         buf = io.BytesIO()
-        fig.savefig(buf, format=fmt, dpi=dpi, metadata={"Software": None})
+        fig.savefig(buf, format="png", dpi=dpi, metadata={"Software": None})
         yield buf.getvalue()
 
 

@@ -1,0 +1,302 @@
+"""`nowcast predict`: new radar files → the checkpoint's preprocessing → model → CF-netCDF.
+
+    path = predict(cfg, "runs/run/checkpoints/best.pt", ["data/new/"], "nowcast.nc",
+                   png="pngs/", gif="nowcast.gif")
+
+The steps, each a plain function that ``scripts/bench_predict.py`` times on its own:
+
+1. :func:`read_inputs` — expand ``--input`` (files, directories, globs), read every frame
+   with the readers of :mod:`nowcast.io` (Z–R and frame interval from the checkpoint,
+   ``input.variable`` from the config), keep the newest ``n_in`` and check them
+   (:mod:`nowcast.predict.inputs`).
+2. :func:`prepare` — the very per-frame transform of training
+   (:func:`nowcast.preprocess.transform.transform_field` with the checkpoint's settings,
+   then the store's uint8 quantisation), the 100×100 grid's coordinates inside the input
+   grid, and the mask of pixels the nowcast is given for.
+3. :func:`forecast` — the network on ``(1, n_in, 1, h, w)`` gray levels.
+4. :func:`nowcast_fields` + :func:`~nowcast.predict.writer.write_nowcast` — gray levels →
+   dBZ and mm/h, masked pixels NaN, written atomically; PNG/GIF on request.
+
+**Mask.** A nowcast pixel is given (not NaN) when its cell lies wholly inside radar
+coverage in every input frame and, if the input is on the checkpoint's own grid, inside
+the training coverage and outside the noise mask. Noise mask: by default the mask of the
+calendar month of the last input frame, or of the nearest month the checkpoint has (the
+rule training uses for a window); ``predict.noise_mask: union`` takes every month's. When
+the input grid is not the training grid (another radar), the training masks say nothing
+about it: they are not applied, and a warning says so.
+
+**Rain rate.** ``rainfall_rate`` is Z = a·R^b of ``reflectivity`` (the checkpoint's a, b),
+except where the predicted gray level rounds to 0 in the store's uint8 quantisation (below
+z_min + ½ gray step: "no echo"), where it is 0.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from nowcast import __version__
+from nowcast.config import Config
+from nowcast.config.input import InputConfig
+from nowcast.io import Frame, expand_inputs, read_frames
+from nowcast.io.frame import jsonable
+from nowcast.predict.inputs import check_data, check_grid, check_same_grid, select_newest
+from nowcast.predict.pictures import render, write_gif, write_pngs
+from nowcast.predict.recipe import Recipe
+from nowcast.predict.writer import write_nowcast
+from nowcast.preprocess.crop import crop_origin
+from nowcast.preprocess.transform import TransformSettings, output_coordinates, transform_field
+from nowcast.progress import track, warn
+from nowcast.units import dbz_to_rate, gray_to_uint8, uint8_to_gray
+
+#: gray levels below this round to uint8 0, the store's "no echo"
+NO_ECHO_GRAY = 0.5 / 255.0
+
+
+@dataclass
+class Prepared:
+    """The model's inputs and where the nowcast lives.
+
+    frames: (n_in, h, w) uint8, exactly as a training store would hold them;
+    mask: (h, w) bool, pixels the nowcast is given for; x (w,), y (h,) cell centres [m].
+    """
+
+    frames: np.ndarray
+    mask: np.ndarray
+    x: np.ndarray
+    y: np.ndarray
+    grid_mapping: dict[str, Any]
+    mask_note: str
+
+
+@dataclass
+class Timings:
+    """Wall-clock seconds of each step of the last :func:`predict` call."""
+
+    read: float = 0.0
+    preprocess: float = 0.0
+    model: float = 0.0
+    write: float = 0.0
+    pictures: float = 0.0
+    extra: dict[str, float] = field(default_factory=dict)
+
+
+def read_inputs(
+    specs: Sequence[str | os.PathLike],
+    input_cfg: InputConfig,
+    recipe: Recipe,
+    tolerance_minutes: float,
+) -> list[Frame]:
+    """The newest ``recipe.n_in`` frames of ``specs``, oldest first, checked (UserErrors name
+    the file): consecutive at the model's interval, no duplicate, one grid at least as large
+    as the crop, data inside the crop."""
+    files = expand_inputs(specs, input_cfg.pattern)
+    keep = recipe.n_in + 1  # the newest frames, plus one to see a duplicate just before them
+    times: list[np.datetime64] = []
+    paths: list[Path] = []
+    held: dict[int, Frame] = {}
+    items = track(files, "reading radar files") if len(files) > 20 else files
+    for path in items:
+        for frame in read_frames(path, input_cfg, recipe.zr, recipe.interval_minutes):
+            times.append(np.datetime64(frame.time, "s"))
+            paths.append(path)
+            held[len(times) - 1] = frame
+        if len(held) > keep:  # bounded memory on a large directory: drop older fields
+            newest = set(np.argsort(np.array(times), kind="stable")[-keep:].tolist())
+            held = {i: f for i, f in held.items() if i in newest}
+    chosen = select_newest(times, paths, recipe.n_in, recipe.interval_minutes, tolerance_minutes)
+    frames = [held[i] for i in chosen]
+    settings = TransformSettings.from_dict(recipe.preprocess)
+    first = frames[0]
+    for frame in frames:
+        path = frame.path or Path("?")
+        check_grid(path, frame.shape, (settings.crop, settings.crop))
+        check_same_grid(path, frame.x, frame.y, first.path or Path("?"), first.x, first.y)
+        r0, c0 = crop_origin(frame.shape, settings.crop)
+        crop = (slice(r0, r0 + settings.crop), slice(c0, c0 + settings.crop))
+        check_data(path, frame.dbz, crop)
+    return frames
+
+
+def prepare(frames: Sequence[Frame], recipe: Recipe, noise_policy: str) -> Prepared:
+    """Training's per-frame transform on each frame, the output grid, the nowcast mask."""
+    settings = TransformSettings.from_dict(recipe.preprocess)
+    u8, covered = [], []
+    for frame in frames:
+        gray, cov = transform_field(frame.dbz, settings)
+        u8.append(gray_to_uint8(gray))
+        covered.append(cov)
+    first = frames[0]
+    x, y = output_coordinates(first.x, first.y, settings)
+    mask = np.logical_and.reduce(covered)
+    if _same_grid(x, y, first.grid_mapping, recipe):
+        noise = recipe.noise_mask_for(frames[-1].time, noise_policy)
+        mask &= recipe.coverage & ~noise
+        if noise_policy == "union":
+            note = (
+                f"training coverage and the union of the noise masks of {', '.join(recipe.months)}"
+            )
+        else:
+            note = (
+                f"training coverage and the noise mask of {recipe.nearest_month(frames[-1].time)} "
+                "(nearest month)"
+            )
+    else:
+        note = "input coverage only: the input grid is not the checkpoint's training grid"
+        warn(
+            f"{first.path}: the input grid is not the grid {recipe.path.name} was trained on; "
+            "its noise mask and coverage are not applied"
+        )
+    return Prepared(
+        frames=np.stack(u8),
+        mask=mask,
+        x=x,
+        y=y,
+        grid_mapping=dict(first.grid_mapping),
+        mask_note=note,
+    )
+
+
+def forecast(model: torch.nn.Module, frames_u8: np.ndarray, leads: int) -> np.ndarray:
+    """(n_in, h, w) uint8 store frames → (leads, h, w) float32 gray levels in (0, 1)."""
+    inputs = torch.from_numpy(uint8_to_gray(frames_u8))[None, :, None]
+    with torch.inference_mode():
+        out = model(inputs, leads)
+    return out[0, :, 0].numpy()
+
+
+def nowcast_fields(
+    gray: np.ndarray, mask: np.ndarray, recipe: Recipe
+) -> tuple[np.ndarray, np.ndarray]:
+    """Gray levels (L, h, w) → (reflectivity dBZ, rain rate mm/h), NaN outside ``mask``."""
+    s = recipe.scale
+    gray = np.asarray(gray, dtype=np.float64)
+    dbz = s.z_min + gray * (s.z_max - s.z_min)
+    rate = np.where(gray < NO_ECHO_GRAY, 0.0, dbz_to_rate(dbz, s.a, s.b))
+    off = ~np.broadcast_to(mask, gray.shape)
+    dbz[off] = np.nan
+    rate[off] = np.nan
+    return dbz, rate
+
+
+def predict(
+    cfg: Config,
+    checkpoint: str | os.PathLike,
+    inputs: Sequence[str | os.PathLike],
+    out: str | os.PathLike,
+    png: str | os.PathLike | None = None,
+    gif: str | os.PathLike | None = None,
+    timings: Timings | None = None,
+) -> Path:
+    """Nowcast from the newest frames of ``inputs`` with ``checkpoint``; returns ``out``.
+
+    ``png``: folder for one PNG per lead; ``gif``: animated GIF file. Every check runs
+    before anything is written; UserError (naming the file) on bad input.
+    """
+    pc = cfg.predict
+    t = timings or Timings()
+    clock = time.perf_counter()
+    recipe = Recipe.load(checkpoint)
+    model = recipe.build_model()
+    t.extra["load_checkpoint"] = time.perf_counter() - clock
+
+    clock = time.perf_counter()
+    frames = read_inputs(inputs, cfg.input, recipe, pc.time_tolerance_minutes)
+    t.read = time.perf_counter() - clock
+
+    clock = time.perf_counter()
+    prep = prepare(frames, recipe, pc.noise_mask)
+    t.preprocess = time.perf_counter() - clock
+
+    clock = time.perf_counter()
+    leads = pc.leads or recipe.n_out
+    gray = forecast(model, prep.frames, leads)
+    t.model = time.perf_counter() - clock
+
+    clock = time.perf_counter()
+    dbz, rate = nowcast_fields(gray, prep.mask, recipe)
+    reference = np.datetime64(frames[-1].time, "s")
+    lead_minutes = recipe.interval_minutes * np.arange(1, leads + 1)
+    path = write_nowcast(
+        out,
+        dbz,
+        rate,
+        reference,
+        lead_minutes,
+        prep.x,
+        prep.y,
+        prep.grid_mapping,
+        global_attributes(recipe, frames, prep, leads),
+    )
+    t.write = time.perf_counter() - clock
+
+    clock = time.perf_counter()
+    if png is not None or gif is not None:
+        images = render(rate, reference, lead_minutes, prep.x, prep.y, pc.dpi)
+        if png is not None:
+            write_pngs(png, images, lead_minutes)
+        if gif is not None:
+            write_gif(gif, images, pc.gif_frame_ms)
+    t.pictures = time.perf_counter() - clock
+    return path
+
+
+def global_attributes(
+    recipe: Recipe, frames: Sequence[Frame], prep: Prepared, leads: int
+) -> dict[str, Any]:
+    """The nowcast file's global attributes: what made it, from what (no time stamps)."""
+    return {
+        "title": "radar precipitation nowcast",
+        "source": f"nowcast {__version__}, {recipe.model_name} network",
+        "model": recipe.model_name,
+        "model_config": json.dumps(recipe.model_cfg.model_dump(mode="json"), sort_keys=True),
+        "checkpoint": str(recipe.path),
+        "checkpoint_sha256": recipe.sha256,
+        "checkpoint_step": -1 if recipe.step is None else int(recipe.step),
+        "input_files": [str(f.path) for f in frames],
+        "input_times": [str(np.datetime64(f.time, "s")) + "Z" for f in frames],
+        "nowcast_version": __version__,
+        "preprocess": json.dumps(jsonable(recipe.preprocess), sort_keys=True),
+        "leads_trained": recipe.n_out,
+        "leads": leads,
+        "mask": prep.mask_note,
+        "comment": (
+            "reflectivity = z_min + P (z_max - z_min) of the predicted gray level P; "
+            "rainfall_rate = (10^(dBZ/10) / a)^(1/b), 0 where P rounds to 0 (no echo); "
+            "fill = not predicted (outside coverage or noise)"
+        ),
+    }
+
+
+def _same_grid(x: np.ndarray, y: np.ndarray, mapping: dict[str, Any], recipe: Recipe) -> bool:
+    """Whether the output grid (x, y, grid mapping) is the checkpoint's training grid."""
+    if x.shape != recipe.grid_x.shape or y.shape != recipe.grid_y.shape:
+        return False
+    step = max(abs(float(x[1] - x[0])) if x.size > 1 else 1.0, 1.0)
+    close = np.allclose(x, recipe.grid_x, rtol=0, atol=0.01 * step) and np.allclose(
+        y, recipe.grid_y, rtol=0, atol=0.01 * step
+    )
+    return close and _same_mapping(jsonable(mapping), jsonable(recipe.grid_mapping))
+
+
+def _same_mapping(a: Any, b: Any) -> bool:
+    """Grid-mapping attributes equal, numbers to 1e-9 relative (float32/64 round trips)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same_mapping(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_same_mapping(u, v) for u, v in zip(a, b))
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        return bool(np.isclose(a, b, rtol=1e-6, atol=0))
+    if isinstance(a, (int, float)) and isinstance(b, list) and len(b) == 1:
+        return _same_mapping(a, b[0])
+    if isinstance(b, (int, float)) and isinstance(a, list) and len(a) == 1:
+        return _same_mapping(a[0], b)
+    return a == b

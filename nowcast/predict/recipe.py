@@ -1,0 +1,138 @@
+"""What a checkpoint tells predict to do: the network, its window, and the exact preprocessing.
+
+Everything that decides what the model sees comes from the checkpoint, never from the
+user's config: the preprocessing dict of the training store (gray-level bounds, Z–R, crop,
+disk filter, output size, frame interval), the model's registry name and size, the number
+of input frames (``data.n_in``) and of trained leads (``data.n_out``), the monthly noise
+masks, the coverage and the 100×100 grid the store was made on.
+"""
+
+from __future__ import annotations
+
+import types
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from pydantic import ValidationError
+
+from nowcast.checkpoint import file_hash, load_checkpoint
+from nowcast.config.model import ModelConfig
+from nowcast.config.zr import ZRConfig
+from nowcast.errors import UserError
+from nowcast.evaluate.scale import GrayScale
+from nowcast.models import build
+from nowcast.store import StoreMeta
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A loaded checkpoint, checked, in the form predict uses (see module docstring).
+
+    noise_mask: (M, h, w) bool, one per month of ``months`` ('YYYY-MM');
+    coverage: (h, w) bool; grid_x (w,), grid_y (h,) [m] of the training store.
+    """
+
+    path: Path
+    sha256: str
+    model_name: str
+    model_cfg: ModelConfig
+    n_in: int
+    n_out: int
+    step: int | None
+    preprocess: dict[str, Any]
+    scale: GrayScale
+    zr: ZRConfig
+    interval_minutes: float
+    months: list[str]
+    noise_mask: np.ndarray
+    coverage: np.ndarray
+    grid_x: np.ndarray
+    grid_y: np.ndarray
+    grid_mapping: dict[str, Any]
+    state_dict: dict[str, torch.Tensor]
+
+    @classmethod
+    def load(cls, path: str | Path) -> Recipe:
+        """Load ``path``; UserError naming it if it is not a usable nowcast checkpoint."""
+        path = Path(path)
+        ckpt = load_checkpoint(path)
+        try:
+            config = ckpt["config"]
+            model_cfg = ModelConfig.model_validate(config["model"])
+            data = config.get("data", {})
+            pre = dict(ckpt["preprocess"])
+            masks, grid = ckpt["masks"], ckpt["grid"]
+            # the Z–R the training files were read with: the store's, else the run's config
+            zr = ZRConfig.model_validate(pre.get("zr", config.get("zr", {})))
+            recipe = cls(
+                path=path,
+                sha256=file_hash(path),
+                model_name=str(ckpt["model_name"]),
+                model_cfg=model_cfg,
+                n_in=int(data.get("n_in", 5)),
+                n_out=int(data.get("n_out", 15)),
+                step=ckpt.get("step"),
+                preprocess=pre,
+                scale=GrayScale.from_preprocess({**pre, "zr": zr.model_dump()}, source=str(path)),
+                zr=zr,
+                interval_minutes=float(pre["interval_minutes"]),
+                months=[str(m) for m in masks["months"]],
+                noise_mask=np.asarray(masks["noise_mask"], dtype=bool),
+                coverage=np.asarray(masks["coverage"], dtype=bool),
+                grid_x=np.asarray(grid["x"], dtype=np.float64),
+                grid_y=np.asarray(grid["y"], dtype=np.float64),
+                grid_mapping=dict(grid.get("grid_mapping", {})),
+                state_dict=ckpt["state_dict"],
+            )
+        except UserError:
+            raise
+        except (KeyError, TypeError, ValueError, ValidationError) as exc:
+            raise UserError(
+                f"{path}: unusable nowcast checkpoint ({type(exc).__name__}: "
+                f"{' '.join(str(exc).split())[:200]})"
+            ) from None
+        shape = (recipe.grid_y.size, recipe.grid_x.size)
+        if recipe.coverage.shape != shape or recipe.noise_mask.shape[1:] != shape:
+            raise UserError(f"{path}: checkpoint masks do not match its {shape[0]}×{shape[1]} grid")
+        if len(recipe.months) != recipe.noise_mask.shape[0]:
+            raise UserError(f"{path}: checkpoint has {len(recipe.months)} months of noise masks")
+        return recipe
+
+    def build_model(self) -> torch.nn.Module:
+        """The network with the checkpoint's weights, in eval mode on the CPU."""
+        model = build(self.model_name, self.model_cfg)
+        try:
+            model.load_state_dict(self.state_dict)
+        except RuntimeError as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            raise UserError(
+                f"{self.path}: the weights do not fit a {self.model_name} of this size ({first})"
+            ) from None
+        return model.eval()
+
+    def nearest_month(self, time: np.datetime64) -> str | None:
+        """The month ('YYYY-MM') whose noise mask applies at ``time``: its calendar month,
+        or the nearest month the checkpoint has (None without months). The very rule
+        training uses to mask a window (:meth:`nowcast.store.StoreMeta.month_index`, which
+        only needs ``months``)."""
+        if not self.months:
+            return None
+        index = StoreMeta.month_index(types.SimpleNamespace(months=self.months), time)  # type: ignore[arg-type]
+        return self.months[index]
+
+    def noise_mask_for(self, time: np.datetime64, policy: str) -> np.ndarray:
+        """Noise pixels (h, w) bool for a nowcast made at ``time``.
+
+        ``nearest_month``: the mask of :meth:`nearest_month`; ``union``: noise in any month.
+        No months: nothing is noise.
+        """
+        if not self.months:
+            return np.zeros(self.coverage.shape, dtype=bool)
+        if policy == "union":
+            return self.noise_mask.any(axis=0)
+        if policy == "nearest_month":
+            return self.noise_mask[self.months.index(self.nearest_month(time))]
+        raise ValueError(f"unknown noise-mask policy {policy!r}")
