@@ -242,13 +242,51 @@ def evaluate(
 
 @app.command()
 def predict(
+    checkpoint: Annotated[
+        Path, typer.Option(help="Trained checkpoint (e.g. runs/run/checkpoints/best.pt).")
+    ],
+    out: Annotated[Path, typer.Option(help="The nowcast file to write (CF-1.8 netCDF).")],
+    input_: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--input",
+            "-i",
+            help="Radar files, a directory (its newest frames are used) or a glob; repeatable.",
+            show_default=False,
+        ),
+    ] = None,
+    more: Annotated[
+        Optional[list[str]],
+        typer.Argument(
+            metavar="[PATH]...",
+            help="More input paths, so that `--input data/*.nc` works as the shell expands it.",
+            show_default=False,
+        ),
+    ] = None,
+    png: Annotated[
+        Optional[Path],
+        typer.Option(help="Also write one PNG per lead into this folder.", show_default=False),
+    ] = None,
+    gif: Annotated[
+        Optional[Path],
+        typer.Option(help="Also write an animated GIF of the leads.", show_default=False),
+    ] = None,
     config: ConfigOpt = None,
     set_: SetOpt = None,
     quiet: QuietOpt = False,
     debug: DebugOpt = False,
 ) -> None:
     """Nowcast from new radar files with a trained checkpoint; writes CF-netCDF."""
-    run_stage(not_built("predict", 7), config, set_, quiet, debug)
+    from nowcast.predict import predict as run_predict
+
+    def stage(cfg):
+        path = run_predict(cfg, checkpoint, [*(input_ or []), *(more or [])], out, png=png, gif=gif)
+        extra = "".join(f", {what} {p}" for what, p in (("PNGs in", png), ("GIF", gif)) if p)
+        if not quiet:
+            console.print(f"predict: wrote {path}{extra}", highlight=False, soft_wrap=True)
+        return path
+
+    run_stage(stage, config, set_, quiet, debug)
 
 
 def main() -> None:

@@ -46,6 +46,7 @@ import torch
 from nowcast import __version__
 from nowcast.config import Config
 from nowcast.config.input import InputConfig
+from nowcast.errors import UserError
 from nowcast.io import Frame, expand_inputs, read_frames
 from nowcast.io.frame import jsonable
 from nowcast.predict.inputs import check_data, check_grid, check_same_grid, select_newest
@@ -98,6 +99,8 @@ def read_inputs(
     """The newest ``recipe.n_in`` frames of ``specs``, oldest first, checked (UserErrors name
     the file): consecutive at the model's interval, no duplicate, one grid at least as large
     as the crop, data inside the crop."""
+    if not specs:
+        raise UserError("--input: no radar files given")
     files = expand_inputs(specs, input_cfg.pattern)
     keep = recipe.n_in + 1  # the newest frames, plus one to see a duplicate just before them
     times: list[np.datetime64] = []
