@@ -9,11 +9,16 @@ A window is ``n_in + n_out`` consecutive valid frames inside one block of one sp
                                of the window's first frame (StoreMeta.pixel_mask)
 
 Only the store's metadata (kilobytes) is held; frames are read per item from the netCDF
-file, so the archive is never loaded whole. The dataset pickles without its file handle,
-so DataLoader worker processes open their own.
+file, so the archive is never loaded whole. The dataset pickles without its file handle:
+DataLoader workers open their own. Start them with :func:`worker_context` (forkserver),
+not by forking a process that has used HDF5: the library is not fork-safe, and a forked
+worker can crash opening the store.
 """
 
 from __future__ import annotations
+
+import multiprocessing
+from multiprocessing.context import BaseContext
 
 import numpy as np
 import torch
@@ -51,6 +56,18 @@ class WindowDataset(Dataset):
         mask = self.mask(i)
         return frames[: self.n_in], frames[self.n_in :], torch.from_numpy(mask)
 
+    def close(self) -> None:
+        """Close this process's read handle (reopened on the next read)."""
+        self.reader.close()
+
+    def __del__(self) -> None:
+        # close explicitly: a netCDF4 handle left to the garbage collector (its objects form
+        # reference cycles) may be closed in the middle of opening another file, and the
+        # netCDF/HDF5 libraries crash on that
+        reader = getattr(self, "reader", None)
+        if reader is not None:
+            reader.close()
+
     def mask(self, i: int) -> np.ndarray:
         """Pixel mask ``(H, W)`` bool of window ``i`` (the month of its first frame)."""
         return self.masks[self.month_of[i]].copy()
@@ -74,3 +91,19 @@ def open_split(
             f"{n_valid} valid {split} frames)"
         )
     return ds
+
+
+def worker_context(workers: int) -> BaseContext | None:
+    """The multiprocessing context for ``workers`` DataLoader workers (None for 0).
+
+    forkserver (spawn where there is none): workers start from a clean process that has
+    imported this module (and so torch and netCDF4) once, so starting them again is cheap
+    and no HDF5 state is inherited across a fork.
+    """
+    if workers == 0:
+        return None
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload([__name__])
+        return ctx
+    return multiprocessing.get_context("spawn")

@@ -29,6 +29,7 @@ from torch.utils.data import DataLoader
 
 from nowcast.checkpoint import load_checkpoint
 from nowcast.config import Config
+from nowcast.data import worker_context
 from nowcast.errors import UserError
 from nowcast.models import build, scheduled_sampling_mask, teacher_forcing_prob
 from nowcast.progress import console, make_progress, set_quiet
@@ -157,6 +158,7 @@ class Trainer:
             drop_last=True,
             pin_memory=cuda,
             persistent_workers=workers > 0,
+            multiprocessing_context=worker_context(workers),
             generator=torch.Generator().manual_seed(tc.seed),
         )
         self.val_loader = None
@@ -167,6 +169,7 @@ class Trainer:
                 num_workers=workers,
                 pin_memory=cuda,
                 persistent_workers=workers > 0,
+                multiprocessing_context=worker_context(workers),
                 generator=torch.Generator().manual_seed(tc.seed),
             )
         if saved is not None:
