@@ -1,0 +1,165 @@
+"""Latency of one nowcast: read → preprocess → model → write, per model, against extrapolation.
+
+For every registered network (at the paper-like radar size of ``configs/models/<name>.yaml``) the
+whole :func:`nowcast.predict.predict` path runs on the newest ``n_in`` real radar frames
+(the Melbourne folder of ../shared/data/radar, 512×512; synthetic frames where that is
+absent), and its steps are timed. In the same run, on the same frames, the reference:
+the same read and preprocess, then pysteps Lucas–Kanade motion + semi-Lagrangian
+extrapolation (:class:`nowcast.evaluate.baselines.Extrapolation`, as evaluate runs it)
+instead of the network, then the same write. Target: a ConvLSTM nowcast is no slower than
+the extrapolation nowcast (ratio ≤ 1). Medians over repeats; untrained weights (the cost
+does not depend on them).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from nowcast.checkpoint import save_checkpoint
+from nowcast.config import load_config
+from nowcast.config.model import ModelConfig
+from nowcast.config.synth import SynthConfig
+from nowcast.evaluate.baselines import Extrapolation
+from nowcast.io import read_frame
+from nowcast.models import REGISTRY, build
+from nowcast.predict import Timings, predict
+from nowcast.predict.pipeline import nowcast_fields, prepare, read_inputs
+from nowcast.predict.recipe import Recipe
+from nowcast.predict.writer import write_nowcast
+from nowcast.preprocess.transform import TransformSettings, output_coordinates
+from nowcast.progress import set_quiet
+from nowcast.synth import grid_coordinates, write_frame
+from nowcast.units import uint8_to_gray
+
+REPO = Path(__file__).resolve().parents[1]
+REAL = REPO.parent / "shared" / "data" / "radar" / "bom-melbourne_20180616_6min"
+N_IN, N_OUT, INTERVAL = 5, 15, 6
+
+
+def _inputs(tmp: Path) -> list[Path]:
+    """The newest N_IN frames of the Melbourne folder, or synthetic frames (480×480)."""
+    if REAL.is_dir():
+        return sorted(REAL.glob("*.nc"))[-N_IN:]
+    cfg = SynthConfig()
+    x, y = grid_coordinates(cfg.size, cfg.pixel_km)
+    rng = np.random.default_rng(0)
+    files = []
+    for k in range(N_IN):
+        t = dt.datetime(2024, 6, 1, 12) + dt.timedelta(minutes=INTERVAL * k)
+        dbz = rng.uniform(-32, 50, (cfg.size, cfg.size)).astype(np.float32)
+        files.append(tmp / f"f{k}.nc")
+        write_frame(files[-1], t, dbz, x, y, cfg)
+    return files
+
+
+def _checkpoint(tmp: Path, name: str, files: list[Path], cfg) -> Path:
+    """An untrained ``name`` network in a checkpoint made for the frames' grid."""
+    frame = read_frame(files[0], cfg.input, cfg.zr, INTERVAL)
+    settings = TransformSettings.from_config(cfg.preprocess)
+    x, y = output_coordinates(frame.x, frame.y, settings)
+    shipped = REPO / "configs" / "models" / f"{name}.yaml"
+    mcfg = load_config(shipped).model if shipped.is_file() else ModelConfig(name=name)
+    torch.manual_seed(0)
+    dump = cfg.model_dump(mode="json")
+    dump["model"] = mcfg.model_dump(mode="json")
+    size = settings.size
+    month = str(np.datetime64(frame.time, "M"))
+    return save_checkpoint(
+        tmp / f"{name}.pt",
+        {
+            "model_name": name,
+            "config": dump,
+            "state_dict": build(name, mcfg).state_dict(),
+            "preprocess": {**cfg.preprocess.model_dump(mode="json"), "zr": cfg.zr.model_dump()},
+            "masks": {
+                "months": [month],
+                "noise_mask": np.zeros((1, size, size), bool),
+                "coverage": np.ones((size, size), bool),
+            },
+            "grid": {"x": x, "y": y, "grid_mapping": frame.grid_mapping},
+            "step": 0,
+        },
+    )
+
+
+def _extrapolation(ckpt: Path, files: list[Path], out: Path, cfg, lk: Extrapolation) -> Timings:
+    """The same path with pysteps extrapolation in place of the network."""
+    t = Timings()
+    clock = time.perf_counter()
+    recipe = Recipe.load(ckpt)
+    frames = read_inputs(files, cfg.input, recipe, cfg.predict.time_tolerance_minutes)
+    t.read = time.perf_counter() - clock
+    clock = time.perf_counter()
+    prep = prepare(frames, recipe, cfg.predict.noise_mask)
+    t.preprocess = time.perf_counter() - clock
+    clock = time.perf_counter()
+    gray = lk.forecast(uint8_to_gray(prep.frames), recipe.n_out)
+    t.model = time.perf_counter() - clock
+    clock = time.perf_counter()
+    dbz, rate = nowcast_fields(gray, prep.mask, recipe)
+    leads = recipe.interval_minutes * np.arange(1, recipe.n_out + 1)
+    reference = np.datetime64(frames[-1].time, "s")
+    write_nowcast(out, dbz, rate, reference, leads, prep.x, prep.y, prep.grid_mapping, {})
+    t.write = time.perf_counter() - clock
+    return t
+
+
+def _median(runs: list[Timings]) -> dict[str, float]:
+    parts = ("read", "preprocess", "model", "write")
+    med = {p: statistics.median(getattr(r, p) for r in runs) for p in parts}
+    med["total"] = statistics.median(sum(getattr(r, p) for p in parts) for r in runs)
+    return med
+
+
+def run(quick: bool = False) -> None:
+    set_quiet(True)
+    repeats = 3 if quick else 7
+    cfg = load_config(None, [f"preprocess.interval_minutes={INTERVAL}"])
+    rows: dict[str, dict[str, float]] = {}
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        files = _inputs(tmp)
+        source = REAL.name if REAL.is_dir() else "synthetic 480×480"
+        print(
+            f"inputs: newest {N_IN} frames of {source}; {N_OUT} leads; torch threads "
+            f"{torch.get_num_threads()}; median of {repeats} runs (after one warm-up)"
+        )
+        for name in REGISTRY:
+            ckpt = _checkpoint(tmp, name, files, cfg)
+            runs = []
+            for k in range(repeats + 1):
+                t = Timings()
+                predict(cfg, ckpt, files, tmp / f"{name}.nc", timings=t)
+                if k:
+                    runs.append(t)
+            rows[name] = _median(runs)
+        lk = Extrapolation(n_frames=3)
+        ckpt = tmp / f"{next(iter(REGISTRY))}.pt"
+        runs = [_extrapolation(ckpt, files, tmp / "lk.nc", cfg, lk) for _ in range(repeats + 1)]
+        rows["pysteps LK extrapolation"] = _median(runs[1:])
+
+    ref = rows["pysteps LK extrapolation"]
+    print(
+        f"{'method':<26} {'read ms':>8} {'prep ms':>8} {'model ms':>9} {'write ms':>9} "
+        f"{'total ms':>9} {'total/LK':>9} {'model/LK':>9}"
+    )
+    for name, r in rows.items():
+        print(
+            f"{name:<26} {r['read'] * 1e3:>8.1f} {r['preprocess'] * 1e3:>8.1f} "
+            f"{r['model'] * 1e3:>9.1f} {r['write'] * 1e3:>9.1f} {r['total'] * 1e3:>9.1f} "
+            f"{r['total'] / ref['total']:>9.2f} {r['model'] / ref['model']:>9.2f}"
+        )
+    if "convlstm" in rows:
+        ratio = rows["convlstm"]["total"] / ref["total"]
+        verdict = "meets" if ratio <= 1.0 else "MISSES"
+        print(
+            f"predict: ConvLSTM nowcast {rows['convlstm']['total'] * 1e3:.0f} ms vs extrapolation "
+            f"{ref['total'] * 1e3:.0f} ms = {ratio:.2f}× ({verdict} the ≤ 1× target)"
+        )
