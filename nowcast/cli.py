@@ -231,13 +231,51 @@ def train(
 
 @app.command()
 def evaluate(
+    checkpoint: Annotated[
+        Optional[list[Path]],
+        typer.Option(
+            help="A trained checkpoint to score (repeatable: one method each).", show_default=False
+        ),
+    ] = None,
+    baselines: Annotated[
+        Optional[str],
+        typer.Option(
+            help="Comma-separated baselines, persistence,extrapolation, or none \\[evaluate.baselines].",
+            show_default=False,
+        ),
+    ] = None,
+    out: Annotated[
+        Optional[Path], typer.Option(help="Report folder \\[evaluate.out].", show_default=False)
+    ] = None,
+    split: Annotated[
+        Optional[str],
+        typer.Option(help="train, val or test \\[evaluate.split].", show_default=False),
+    ] = None,
     config: ConfigOpt = None,
     set_: SetOpt = None,
     quiet: QuietOpt = False,
     debug: DebugOpt = False,
 ) -> None:
     """Score checkpoints and baselines: CSI/HSS/POD/FAR and MSE per lead time and threshold."""
-    run_stage(not_built("evaluate", 6), config, set_, quiet, debug)
+    from nowcast.evaluate import evaluate as evaluate_stage
+    from nowcast.evaluate.baselines import NAMES
+
+    names = None
+    if baselines is not None:
+        names = [b.strip() for b in baselines.split(",") if b.strip() and b.strip() != "none"]
+        unknown = [b for b in names if b not in NAMES]
+        if unknown:
+            fail(
+                f"--baselines: unknown baseline {unknown[0]!r} (expected {', '.join(NAMES)} or none)"
+            )
+    overrides = {
+        "evaluate.baselines": names,
+        "evaluate.out": str(out) if out else None,
+        "evaluate.split": split,
+    }
+    run_stage(
+        lambda cfg: evaluate_stage(cfg, checkpoint or []), config, set_, quiet, debug, overrides
+    )
 
 
 @app.command()

@@ -17,12 +17,14 @@ Every baseline is a callable ``(inputs, n_out) -> forecast`` with inputs
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
 
 from nowcast.errors import UserError
+from nowcast.evaluate.quiet_import import import_pysteps
 
 Baseline = Callable[[torch.Tensor, int], torch.Tensor]
 NAMES = ("persistence", "extrapolation")
@@ -41,8 +43,8 @@ class Extrapolation:
     """
 
     def __init__(self, n_frames: int = 3):
-        from pysteps import motion, nowcasts  # imported here: pysteps is slow to import
-
+        motion = import_pysteps("pysteps.motion")  # imported here: pysteps is slow to import
+        nowcasts = import_pysteps("pysteps.nowcasts")
         if n_frames < 2:
             raise ValueError("extrapolation needs at least 2 frames for the motion")
         self.n_frames = n_frames
@@ -60,8 +62,12 @@ class Extrapolation:
         last = frames[-1]
         if not np.any(frames[-self.n_frames :] > 0):  # nothing to track or move
             return np.zeros((n_out, *last.shape))
-        velocity = self._motion(frames[-self.n_frames :], verbose=False)
-        return self._extrapolate(last, velocity, n_out, extrap_kwargs={"outval": 0.0})
+        with warnings.catch_warnings(), np.errstate(divide="ignore", invalid="ignore"):
+            # pysteps' outlier filter warns (singular covariance) when few features are found
+            warnings.simplefilter("ignore", RuntimeWarning)
+            warnings.simplefilter("ignore", UserWarning)
+            velocity = self._motion(frames[-self.n_frames :], verbose=False)
+            return self._extrapolate(last, velocity, n_out, extrap_kwargs={"outval": 0.0})
 
     def __call__(self, inputs: torch.Tensor, n_out: int) -> torch.Tensor:
         """(B, T_in, H, W) gray tensor → (B, n_out, H, W) float32 on the inputs' device."""

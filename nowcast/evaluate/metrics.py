@@ -93,8 +93,35 @@ class Scores:
     bias: np.ndarray
 
 
+def _count_reached(values: torch.Tensor, levels: torch.Tensor) -> torch.Tensor:
+    """How many of the increasing ``levels`` each value reaches (value ≥ level), uint8,
+    same shape as ``values``; NaN reaches none. Levels are compared in the values' dtype."""
+    count = torch.zeros(values.shape, dtype=torch.uint8, device=values.device)
+    for level in levels.to(values.dtype):
+        count += (values >= level).view(torch.uint8)
+    return count
+
+
+@dataclass
+class ObservedBatch:
+    """What the accumulators need from a batch of observations, computed once and shared by
+    every method scored against it. Shapes (B, L, H, W) unless said otherwise."""
+
+    obs: torch.Tensor  # gray levels
+    valid: torch.Tensor  # bool: mask & finite observation
+    level: torch.Tensor  # int32: how many event thresholds the observation reaches (0 … K)
+    weight: torch.Tensor  # B-MSE / B-MAE weight of each pixel
+    rate: torch.Tensor  # observed rain rate [mm/h]
+
+
 class MetricAccumulator:
     """Running sums for one method over a split (nothing per sample is kept).
+
+    The contingency tables are kept as one joint histogram per lead time of
+    (number of thresholds the forecast reaches, number the observation reaches), a
+    (K+1)×(K+1) table filled with one ``bincount`` per batch; since events are nested
+    (≥ a higher threshold implies ≥ every lower one), H, M, F and R at threshold k are sums of
+    its blocks.
 
     Args:
         n_leads: L, forecast steps per window.
@@ -114,24 +141,39 @@ class MetricAccumulator:
         self.thresholds_mmh = [float(t) for t in thresholds_mmh]
         self.scale = scale
         self.device = torch.device(device)
-        self.thr_gray = torch.as_tensor(
-            scale.mmh_to_gray(self.thresholds_mmh), dtype=torch.float64, device=self.device
-        )
-        edges = torch.as_tensor(scale.mmh_to_gray(BALANCE_EDGES_MMH), dtype=torch.float64)
-        steps = torch.diff(torch.as_tensor(BALANCE_WEIGHTS, dtype=torch.float64))
-        self._edges = edges.to(self.device)
-        self._steps = steps.to(self.device)
-        L, K = self.n_leads, len(self.thresholds_mmh)
-        i64 = {"dtype": torch.int64, "device": self.device}
         f64 = {"dtype": torch.float64, "device": self.device}
-        self._hits = torch.zeros(L, K, **i64)
-        self._misses = torch.zeros(L, K, **i64)
-        self._false = torch.zeros(L, K, **i64)
-        self._pixels = torch.zeros(L, **i64)
-        self._sums = torch.zeros(6, L, **f64)  # se, ae, w·se, w·ae, se_rate, ae_rate
+        self.thr_gray = torch.as_tensor(scale.mmh_to_gray(self.thresholds_mmh), **f64)
+        self._edges = torch.as_tensor(scale.mmh_to_gray(BALANCE_EDGES_MMH), **f64)
+        self._weights = torch.as_tensor(BALANCE_WEIGHTS, **f64)
+        n_bins = len(self.thresholds_mmh) + 1
+        self._joint = torch.zeros(
+            self.n_leads * n_bins * n_bins + 1, dtype=torch.int64, device=self.device
+        )
+        self._sums = torch.zeros(6, self.n_leads, **f64)  # se, ae, w·se, w·ae, se_rate, ae_rate
         self.n_sequences = 0
 
     @torch.no_grad()
+    def observe(
+        self, obs: torch.Tensor, mask: torch.Tensor, dtype: torch.dtype | None = None
+    ) -> ObservedBatch:
+        """Prepare observed gray levels (B, L, H, W) and a pixel mask (B, H, W) or (H, W)
+        for :meth:`update_observed` (NaN observations do not count)."""
+        if obs.ndim != 4 or obs.shape[1] != self.n_leads:
+            raise ValueError(
+                f"expected observations of shape (B, {self.n_leads}, H, W), got {tuple(obs.shape)}"
+            )
+        obs = obs.to(self.device, dtype=dtype or obs.dtype)
+        mask = mask.to(self.device, dtype=torch.bool)
+        mask = mask[:, None] if mask.ndim == 3 else mask[None, None]
+        weight_index = _count_reached(obs, self._edges).long()
+        return ObservedBatch(
+            obs=obs,
+            valid=mask & torch.isfinite(obs),
+            level=_count_reached(obs, self.thr_gray).to(torch.int32),
+            weight=self._weights.to(obs.dtype)[weight_index],
+            rate=self.scale.gray_to_mmh(obs),
+        )
+
     def update(self, pred: torch.Tensor, obs: torch.Tensor, mask: torch.Tensor) -> None:
         """Add a batch.
 
@@ -140,46 +182,60 @@ class MetricAccumulator:
             obs: observed gray levels (B, L, H, W) float (NaN = no observation there).
             mask: pixels that count, bool (B, H, W) — or (H, W) for the whole batch.
         """
-        if pred.shape != obs.shape or pred.ndim != 4 or pred.shape[1] != self.n_leads:
+        self.update_observed(pred, self.observe(obs, mask, dtype=pred.dtype))
+
+    @torch.no_grad()
+    def update_observed(self, pred: torch.Tensor, ob: ObservedBatch) -> None:
+        """Add a batch of forecasts (B, L, H, W) against prepared observations."""
+        if pred.shape != ob.obs.shape:
             raise ValueError(
-                f"expected pred and obs of shape (B, {self.n_leads}, H, W), got "
-                f"{tuple(pred.shape)} and {tuple(obs.shape)}"
+                f"forecast shape {tuple(pred.shape)} ≠ observation shape {tuple(ob.obs.shape)}"
             )
-        dev = self.device
-        pred = pred.to(dev)
-        obs = obs.to(dev, dtype=pred.dtype)
-        mask = mask.to(dev, dtype=torch.bool)
-        mask = mask[:, None] if mask.ndim == 3 else mask[None, None]
-        valid = mask & torch.isfinite(pred) & torch.isfinite(obs)  # (B, L, H, W)
-
-        thr = self.thr_gray.to(pred.dtype)
-        p_evt = pred[..., None] >= thr  # (B, L, H, W, K); NaN compares False
-        o_evt = obs[..., None] >= thr
-        v = valid[..., None]
-        dims = (0, 2, 3)
-        self._hits += (p_evt & o_evt & v).sum(dims)
-        self._misses += (~p_evt & o_evt & v).sum(dims)
-        self._false += (p_evt & ~o_evt & v).sum(dims)
-        self._pixels += valid.sum(dims)
-
-        zero = torch.zeros((), dtype=pred.dtype, device=dev)
-        diff = torch.where(valid, pred - obs, zero)
-        weight = 1.0 + (
-            (obs[..., None] >= self._edges.to(pred.dtype)) * self._steps.to(pred.dtype)
-        ).sum(-1)
-        rate_diff = torch.where(
-            valid, self.scale.gray_to_mmh(pred.clamp(0.0, 1.0)) - self.scale.gray_to_mmh(obs), zero
+        pred = pred.to(self.device, dtype=ob.obs.dtype)
+        valid = ob.valid & torch.isfinite(pred)
+        n_bins = len(self.thresholds_mmh) + 1
+        level = _count_reached(pred, self.thr_gray).to(torch.int32)
+        lead = torch.arange(self.n_leads, device=self.device, dtype=torch.int32).view(1, -1, 1, 1)
+        code = torch.where(
+            valid, lead * (n_bins * n_bins) + level * n_bins + ob.level, self._joint.numel() - 1
         )
+        self._joint += torch.bincount(code.reshape(-1), minlength=self._joint.numel())
+
+        zero = torch.zeros((), dtype=pred.dtype, device=self.device)
+        diff = torch.where(valid, pred - ob.obs, zero)
+        rate_diff = torch.where(valid, self.scale.gray_to_mmh(pred.clamp(0.0, 1.0)) - ob.rate, zero)
         se, ae = diff.square(), diff.abs()
-        terms = torch.stack((se, ae, weight * se, weight * ae, rate_diff.square(), rate_diff.abs()))
-        self._sums += terms.sum(dim=(1, 3, 4), dtype=torch.float64)
+        terms = (se, ae, ob.weight * se, ob.weight * ae, rate_diff.square(), rate_diff.abs())
+        for i, term in enumerate(
+            terms
+        ):  # per-frame sums in the batch dtype, across frames in float64
+            self._sums[i] += term.sum(dim=(2, 3)).to(torch.float64).sum(0)
         self.n_sequences += int(pred.shape[0])
+
+    def tables(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Summed (hits, misses, false alarms, correct negatives), each int64 (L, K)."""
+        n_bins = len(self.thresholds_mmh) + 1
+        joint = (
+            self._joint[:-1].view(self.n_leads, n_bins, n_bins).cpu().numpy()
+        )  # [lead, pred, obs]
+        h, m, f, r = (np.zeros((self.n_leads, n_bins - 1), dtype=np.int64) for _ in range(4))
+        for k in range(n_bins - 1):
+            yes = slice(k + 1, None)
+            no = slice(0, k + 1)
+            h[:, k] = joint[:, yes, yes].sum(axis=(1, 2))
+            m[:, k] = joint[:, no, yes].sum(axis=(1, 2))
+            f[:, k] = joint[:, yes, no].sum(axis=(1, 2))
+            r[:, k] = joint[:, no, no].sum(axis=(1, 2))
+        return h, m, f, r
 
     def result(self) -> Scores:
         """Scores from the summed tables (float64 numpy, NaN where undefined)."""
-        hits, misses, false = (t.cpu().numpy() for t in (self._hits, self._misses, self._false))
-        pixels = self._pixels.cpu().numpy()
-        cn = pixels[:, None] - hits - misses - false
+        hits, misses, false, cn = self.tables()
+        pixels = (
+            hits[:, 0] + misses[:, 0] + false[:, 0] + cn[:, 0]
+            if hits.size
+            else np.zeros(self.n_leads, np.int64)
+        )
         sums = self._sums.cpu().numpy()
         with np.errstate(divide="ignore", invalid="ignore"):
             per_seq = sums[:4] / np.float64(self.n_sequences)

@@ -1,0 +1,105 @@
+"""Checkpoints as forecast methods: load, check against the store, wrap as ``(inputs, n_out) → forecast``.
+
+A method takes gray-level inputs ``(B, T_in, H, W)`` and returns ``(B, n_out, H, W)`` on the
+same device, like the baselines (:mod:`nowcast.evaluate.baselines`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from nowcast.checkpoint import load_checkpoint
+from nowcast.config import ConfigError, validate_config
+from nowcast.errors import UserError
+from nowcast.store import StoreMeta
+
+
+def _canonical(value: Any) -> Any:
+    """JSON round trip: the form both a store attribute and a checkpoint dict reduce to."""
+    return json.loads(json.dumps(value, sort_keys=True, default=str))
+
+
+def _first_difference(a: Any, b: Any, path: str = "preprocess") -> tuple[str, Any, Any] | None:
+    if isinstance(a, Mapping) and isinstance(b, Mapping):
+        for key in sorted(set(a) | set(b)):
+            found = _first_difference(
+                a.get(key, "<absent>"), b.get(key, "<absent>"), f"{path}.{key}"
+            )
+            if found:
+                return found
+        return None
+    return None if a == b else (path, a, b)
+
+
+def check_preprocess(checkpoint: Path, payload: Mapping[str, Any], meta: StoreMeta) -> None:
+    """UserError unless the checkpoint was trained on data preprocessed like ``meta``'s store
+    (same ``preprocess`` dict, same grid shape)."""
+    diff = _first_difference(_canonical(payload["preprocess"]), _canonical(meta.preprocess))
+    if diff is not None:
+        key, ours, theirs = diff
+        raise UserError(
+            f"{checkpoint}: preprocessing differs from the store {meta.path} "
+            f"({key} = {ours!r} in the checkpoint, {theirs!r} in the store)"
+        )
+    coverage = np.asarray(payload["masks"]["coverage"])
+    if coverage.shape != meta.shape:
+        raise UserError(
+            f"{checkpoint}: grid {coverage.shape[0]}×{coverage.shape[1]} differs from the "
+            f"store's {meta.shape[0]}×{meta.shape[1]} ({meta.path})"
+        )
+
+
+class ModelMethod:
+    """A trained network as a forecast method, in eval mode under ``torch.inference_mode``."""
+
+    def __init__(self, model: torch.nn.Module):
+        self.model = model.eval()
+
+    def __call__(self, inputs: torch.Tensor, n_out: int) -> torch.Tensor:
+        """(B, T_in, H, W) gray → (B, n_out, H, W) gray, on the inputs' device."""
+        with torch.inference_mode():
+            return self.model(inputs[:, :, None], n_out)[:, :, 0]
+
+
+def load_model(checkpoint: Path, meta: StoreMeta, device: torch.device) -> tuple[str, ModelMethod]:
+    """(registry model name, method) from a checkpoint file, after checking it against the store."""
+    from nowcast.models import build
+
+    payload = load_checkpoint(checkpoint, map_location="cpu")
+    check_preprocess(checkpoint, payload, meta)
+    try:
+        cfg = validate_config(payload["config"], source=f"{checkpoint}: config")
+    except ConfigError as exc:
+        raise UserError(str(exc)) from None
+    name = str(payload["model_name"])
+    model = build(name, cfg.model)
+    try:
+        model.load_state_dict(payload["state_dict"])
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise UserError(
+            f"{checkpoint}: weights do not fit a {name} built from its config ({first})"
+        ) from None
+    return name, ModelMethod(model.to(device))
+
+
+def method_labels(names: list[str], paths: list[Path]) -> list[str]:
+    """Unique report labels: the model name, or ``name:<run folder>`` (then ``#i``) on a clash."""
+    labels = []
+    for name, path in zip(names, paths):
+        label = name
+        if names.count(name) > 1:
+            run = path.resolve().parent
+            run = run.parent if run.name == "checkpoints" else run
+            label = f"{name}:{run.name}/{path.stem}"
+        base, i = label, 2
+        while label in labels:
+            label, i = f"{base}#{i}", i + 1
+        labels.append(label)
+    return labels

@@ -1,0 +1,329 @@
+"""The `nowcast evaluate` stage: stream a split's windows through every method, score, report.
+
+    evaluate(cfg, checkpoints=[Path("runs/x/checkpoints/best.pt")]) -> Path (the output folder)
+
+Everything the user can get wrong is checked before any window is read (missing files, a
+checkpoint preprocessed differently from the store, an empty split, thresholds outside the
+gray scale); the outputs are written into a temporary folder and moved into place at the
+end, so a failure leaves no report behind.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from rich.console import Console
+
+from nowcast.config import Config, save_config
+from nowcast.errors import UserError
+from nowcast.evaluate.baselines import build_baselines
+from nowcast.evaluate.methods import load_model, method_labels
+from nowcast.evaluate.metrics import MetricAccumulator
+from nowcast.evaluate.plots import Example, plot_csi, plot_errors, plot_example
+from nowcast.evaluate.report import (
+    MethodResult,
+    RunInfo,
+    report_json,
+    report_markdown,
+    terminal_table,
+)
+from nowcast.evaluate.scale import GrayScale
+from nowcast.progress import info, make_progress
+from nowcast.store import FrameReader, StoreMeta, read_meta, window_starts
+from nowcast.units import uint8_to_gray
+
+PLOTS = ("csi_vs_lead.png", "errors_vs_lead.png", "example.png")
+
+
+@dataclass
+class Timings:
+    """Wall seconds of one evaluation: per method (model inference / baseline), and the rest."""
+
+    methods: dict[str, float] = field(default_factory=dict)
+    reading: float = 0.0
+    metrics: float = 0.0
+    writing: float = 0.0
+    total: float = 0.0
+
+    @property
+    def overhead_fraction(self) -> float:
+        """Share of the total spent outside model inference and baselines."""
+        return 1.0 - sum(self.methods.values()) / self.total if self.total > 0 else float("nan")
+
+
+LAST_TIMINGS = Timings()
+"""Timings of the latest :func:`evaluate` call in this process (read by the benchmark)."""
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` → cuda when available, else cpu; ``cuda`` without a GPU is a UserError."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UserError("evaluate.device: 'cuda' asked for, but torch sees no GPU")
+    return torch.device(name)
+
+
+def check_thresholds(thresholds: Sequence[float], scale: GrayScale, store: Path) -> None:
+    """Thresholds must increase and lie inside the gray scale (z_min … z_max in mm/h)."""
+    if any(b <= a for a, b in zip(thresholds, thresholds[1:])):
+        raise UserError(
+            f"evaluate.thresholds_mmh: expected strictly increasing values, got {list(thresholds)}"
+        )
+    top, bottom = scale.max_mmh(), scale.min_mmh()
+    for t in thresholds:
+        if t > top:
+            raise UserError(
+                f"evaluate.thresholds_mmh: {t:g} mm/h is above the gray scale's maximum of {store} "
+                f"(z_max = {scale.z_max:g} dBZ = {top:.4g} mm/h), so no pixel could ever reach it"
+            )
+        if t <= bottom:
+            raise UserError(
+                f"evaluate.thresholds_mmh: {t:g} mm/h is at or below the gray scale's minimum of "
+                f"{store} (z_min = {scale.z_min:g} dBZ = {bottom:.4g} mm/h), so every pixel is an event"
+            )
+
+
+def frame_minutes(meta: StoreMeta) -> float:
+    """The store's frame interval [min] (the most common step between frames)."""
+    steps = np.diff(meta.times).astype("timedelta64[s]").astype(np.int64)
+    if steps.size == 0:
+        raise UserError(f"{meta.path}: a single frame has no frame interval")
+    values, counts = np.unique(steps, return_counts=True)
+    return float(values[np.argmax(counts)]) / 60.0
+
+
+def lead_indices(leads_min: Sequence[float], step_min: float, n_out: int) -> list[int]:
+    """Forecast-step indices nearest to the wanted lead times (deduplicated, in order)."""
+    out: list[int] = []
+    for m in leads_min:
+        k = int(np.clip(round(m / step_min) - 1, 0, n_out - 1))
+        if k not in out:
+            out.append(k)
+    return out
+
+
+def read_windows(reader: FrameReader, starts: np.ndarray, length: int) -> np.ndarray:
+    """Frames of windows starting at ``starts`` (ascending): uint8 (B, length, H, W).
+
+    Overlapping windows (the sliding-by-one case) are read as one span."""
+    lo, hi = int(starts[0]), int(starts[-1]) + length
+    if hi - lo <= 2 * len(starts) * length:
+        span = reader.read(lo, hi)
+        return np.stack([span[s - lo : s - lo + length] for s in starts])
+    return np.stack([reader.read(int(s), int(s) + length) for s in starts])
+
+
+def evaluate(
+    cfg: Config,
+    checkpoints: Sequence[str | os.PathLike] = (),
+    baselines: Sequence[str] | None = None,
+    out: str | os.PathLike | None = None,
+) -> Path:
+    """Score checkpoints and baselines on ``cfg.evaluate.split`` of ``cfg.data.store``.
+
+    ``baselines`` / ``out`` default to ``cfg.evaluate.baselines`` / ``cfg.evaluate.out``.
+    Writes report.json, report.md, csi_vs_lead.png, errors_vs_lead.png, example.png and
+    config.yaml into ``out``, prints the main table, and returns ``out``.
+    """
+    t_start = time.perf_counter()
+    ecfg = cfg.evaluate
+    baselines = list(ecfg.baselines if baselines is None else baselines)
+    out = Path(ecfg.out if out is None else out)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"{out}: output folder is a file")
+    n_in, n_out = cfg.data.n_in, cfg.data.n_out
+    if baselines and "extrapolation" in baselines and ecfg.extrapolation_frames > n_in:
+        raise UserError(
+            f"evaluate.extrapolation_frames: {ecfg.extrapolation_frames} is more than the "
+            f"{n_in} input frames of a window (data.n_in)"
+        )
+
+    meta = read_meta(cfg.data.store)
+    scale = GrayScale.from_preprocess(meta.preprocess, source=str(meta.path))
+    check_thresholds(ecfg.thresholds_mmh, scale, meta.path)
+    starts = window_starts(meta, ecfg.split, n_in + n_out)
+    if starts.size == 0:
+        raise UserError(
+            f"{meta.path}: split '{ecfg.split}' has no complete window of {n_in + n_out} valid "
+            f"frames (data.n_in + data.n_out) to evaluate"
+        )
+    if ecfg.example_window is not None and ecfg.example_window >= starts.size:
+        raise UserError(
+            f"evaluate.example_window: {ecfg.example_window} is past the last of the "
+            f"{starts.size} windows of split '{ecfg.split}'"
+        )
+    device = resolve_device(ecfg.device)
+    paths = [Path(p) for p in checkpoints]
+    loaded = [load_model(p, meta, device) for p in paths]
+    methods: dict[str, tuple[str, str, object]] = {}
+    for label, path, (_, method) in zip(
+        method_labels([n for n, _ in loaded], paths), paths, loaded
+    ):
+        methods[label] = ("model", str(path), method)
+    for name, method in build_baselines(baselines, ecfg.extrapolation_frames).items():
+        source = (
+            "last input repeated"
+            if name == "persistence"
+            else (
+                f"pysteps LK motion from the last {ecfg.extrapolation_frames} inputs + semi-Lagrangian "
+                "extrapolation, gray levels (dBZ), outval 0"
+            )
+        )
+        methods[name] = ("baseline", source, method)
+    if not methods:
+        raise UserError("nothing to evaluate: give --checkpoint and/or --baselines")
+
+    step = frame_minutes(meta)
+    timings = Timings(methods={name: 0.0 for name in methods})
+    accs, example = _score(meta, starts, methods, scale, cfg, device, step, timings)
+
+    t0 = time.perf_counter()
+    results = {
+        name: MethodResult(accs[name].result(), kind, source)
+        for name, (kind, source, _) in methods.items()
+    }
+    run = RunInfo(
+        store=str(meta.path),
+        split=ecfg.split,
+        n_windows=int(starts.size),
+        n_in=n_in,
+        n_out=n_out,
+        frame_minutes=step,
+        device=str(device),
+        plots=list(PLOTS),
+        example=f"example.png: window {example[0]} of the split"
+        + (" (the wettest)" if ecfg.example_window is None else ""),
+    )
+    _write_outputs(
+        out, cfg, results, run, example[1], scale, lead_indices(ecfg.example_leads_min, step, n_out)
+    )
+    timings.writing = time.perf_counter() - t0
+    Console(highlight=False).print(
+        terminal_table(results, run)
+    )  # the result: stdout, even if quiet
+    info(f"evaluate: wrote report.json, report.md and {len(PLOTS)} plots to {out}")
+    timings.total = time.perf_counter() - t_start
+    LAST_TIMINGS.__dict__.update(timings.__dict__)
+    return out
+
+
+def _score(
+    meta: StoreMeta,
+    starts: np.ndarray,
+    methods: dict[str, tuple[str, str, object]],
+    scale: GrayScale,
+    cfg: Config,
+    device: torch.device,
+    step: float,
+    timings: Timings,
+) -> tuple[dict[str, MetricAccumulator], tuple[int, Example]]:
+    """Stream the windows in batches; keep only the sums and the example window's frames."""
+    ecfg = cfg.evaluate
+    n_in, n_out = cfg.data.n_in, cfg.data.n_out
+    accs = {name: MetricAccumulator(n_out, ecfg.thresholds_mmh, scale, device) for name in methods}
+    masks = torch.from_numpy(meta.coverage[None] & ~meta.noise_mask).to(device)  # (M, H, W)
+    month_of = torch.tensor([meta.month_index(meta.times[s]) for s in starts], device=device)
+    reader = FrameReader(meta.path)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    best: tuple[float, int, Example | None] = (-np.inf, -1, None)
+    bs = ecfg.batch_size
+    try:
+        with make_progress() as progress:
+            task = progress.add_task(f"evaluate {ecfg.split}", total=int(starts.size))
+            for b0 in range(0, starts.size, bs):
+                t0 = time.perf_counter()
+                frames = read_windows(reader, starts[b0 : b0 + bs], n_in + n_out)
+                x = torch.from_numpy(uint8_to_gray(frames)).to(device)
+                inputs, obs = x[:, :n_in], x[:, n_in:]
+                mask = masks[month_of[b0 : b0 + bs]]
+                timings.reading += time.perf_counter() - t0
+                preds = {}
+                for name, (_, _, method) in methods.items():
+                    t0 = time.perf_counter()
+                    preds[name] = method(inputs, n_out)
+                    sync()
+                    timings.methods[name] += time.perf_counter() - t0
+                t0 = time.perf_counter()
+                for name, pred in preds.items():
+                    accs[name].update(pred, obs, mask)
+                chosen = _example_choice(b0, ecfg.example_window, obs, mask, best[0])
+                if chosen is not None:
+                    i, score = chosen
+                    best = (
+                        score,
+                        b0 + i,
+                        _example(
+                            i, int(starts[b0 + i]) + n_in - 1, step, inputs, obs, mask, preds, meta
+                        ),
+                    )
+                sync()
+                timings.metrics += time.perf_counter() - t0
+                progress.advance(task, len(frames))
+    finally:
+        reader.close()
+    assert best[2] is not None
+    return accs, (best[1], best[2])
+
+
+def _example_choice(
+    b0: int, wanted: int | None, obs: torch.Tensor, mask: torch.Tensor, best: float
+) -> tuple[int, float] | None:
+    """(index in the batch, wetness) of a window to keep for the example panel, or None.
+
+    ``wanted`` is the window's index in the split (None: the wettest, by mean observed gray
+    level over the counting pixels, replacing the best so far only when wetter)."""
+    if wanted is not None:
+        return (wanted - b0, 0.0) if b0 <= wanted < b0 + obs.shape[0] else None
+    m = mask[:, None].to(obs.dtype)
+    wet = (obs * m).sum(dim=(1, 2, 3)) / (m.sum(dim=(1, 2, 3)).clamp_min(1) * obs.shape[1])
+    i = int(torch.argmax(wet))
+    return (i, float(wet[i])) if float(wet[i]) > best else None
+
+
+def _example(i, last_input, step, inputs, obs, mask, preds, meta: StoreMeta) -> Example:
+    """Window ``i`` of the batch, copied to the CPU for the example panel."""
+    return Example(
+        time=meta.times[last_input],
+        frame_minutes=step,
+        inputs=inputs[i].cpu().numpy(),
+        observed=obs[i].cpu().numpy(),
+        forecasts={name: p[i].float().cpu().numpy() for name, p in preds.items()},
+        mask=mask[i].cpu().numpy(),
+    )
+
+
+def _write_outputs(
+    out: Path,
+    cfg: Config,
+    results: dict[str, MethodResult],
+    run: RunInfo,
+    example: Example,
+    scale: GrayScale,
+    example_leads: list[int],
+) -> None:
+    """Write every output into a temp folder beside ``out``, then move the files into ``out``."""
+    tmp = out.parent / f".{out.name}.{os.getpid()}.tmp"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    try:
+        scores = {name: r.scores for name, r in results.items()}
+        plot_csi(scores, run.lead_minutes, tmp / PLOTS[0])
+        plot_errors(scores, run.lead_minutes, tmp / PLOTS[1])
+        plot_example(example, scale, example_leads, tmp / PLOTS[2])
+        (tmp / "report.md").write_text(report_markdown(results, run))
+        (tmp / "report.json").write_text(report_json(results, run))
+        save_config(cfg, tmp / "config.yaml")
+        out.mkdir(parents=True, exist_ok=True)
+        for f in sorted(tmp.iterdir()):
+            os.replace(f, out / f.name)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
