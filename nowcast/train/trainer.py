@@ -367,7 +367,10 @@ class Trainer:
     # ------------------------------------------------------------------ checkpoints
 
     def save(self, path: Path) -> None:
-        """Write a checkpoint of the current state (rank 0 only; atomic)."""
+        """Write a checkpoint of the current state (rank 0 only; atomic). Weights that are no
+        longer finite are never saved: training stops, keeping the last good checkpoint."""
+        if not all(bool(torch.isfinite(p).all()) for p in self.net.parameters()):
+            self.diverged("the weights became non-finite", self.state.step)
         if path == self.run.last:
             self.last_saved = self.state.step
         if not self.env.is_main:
