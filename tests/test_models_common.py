@@ -58,7 +58,7 @@ def test_shapes_non_square_any_n_out(name, hw, patch, n_out):
     model = build(name, tiny(name, patch=patch, hidden=4))
     y = model(torch.rand(2, 3, 1, *hw), n_out)
     assert y.shape == (2, n_out, 1, *hw)
-    assert float(y.detach().min()) > 0 and float(y.detach().max()) < 1  # sigmoid output
+    assert float(y.detach().min()) >= 0 and float(y.detach().max()) <= 1
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -230,7 +230,7 @@ def overfit(name: str, steps: int) -> tuple[float, float, float, float]:
     losses, loss of an all-zero prediction, seconds). Denormals are flushed: as the sigmoid
     output approaches 0 on the background, denormal arithmetic slows CPU training ~3×.
     One thread: for a model this small, OpenMP threads on a busy shared 2-core machine spin
-    against each other (measured 7 s vs 52 s for 150 steps)."""
+    against each other (measured 7 s vs 52 s for 150 ConvLSTM steps)."""
     threads = torch.get_num_threads()
     torch.set_flush_denormal(True)
     torch.set_num_threads(1)
@@ -261,7 +261,7 @@ def _overfit(name: str, steps: int) -> tuple[float, float, float, float]:
 
 @pytest.mark.parametrize("name", NAMES)
 def test_tiny_model_overfits_one_batch(name):
-    first, last, zero, secs = overfit(name, 150)
+    first, last, zero, secs = overfit(name, 100)
     assert last < first / 10, (first, last)
     # and it learned the blobs, not just the dark background
     assert last < zero / 10, (last, zero)

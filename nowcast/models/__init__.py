@@ -17,6 +17,8 @@ from nowcast.config.model import ModelConfig
 from nowcast.errors import UserError
 from nowcast.models.base import Nowcaster, widths
 from nowcast.models.convlstm import ConvLSTMNowcaster
+from nowcast.models.mim import MIMNowcaster
+from nowcast.models.predrnn import PredRNNNowcaster
 from nowcast.models.sampling import (
     sampling_mask_for,
     scheduled_sampling_mask,
@@ -25,6 +27,8 @@ from nowcast.models.sampling import (
 
 REGISTRY: dict[str, Callable[[ModelConfig], Nowcaster]] = {
     "convlstm": ConvLSTMNowcaster,
+    "predrnn": PredRNNNowcaster,
+    "mim": MIMNowcaster,
 }
 
 #: networks whose memory M passes between layers, so every layer must have the same width

@@ -16,8 +16,8 @@ weight would tie the model to one grid size.
 Network: an encoder stack reads the T_in (patched) input frames; its final (H, C) states
 initialise a forecaster stack of the same depth and widths, layer by layer. As in the
 paper, the forecaster gets no frame input (its first layer has no ``conv_x``), and all
-its layers' hidden states are concatenated and passed through a 1×1 convolution to give
-each prediction. Since no prediction is fed back, scheduled sampling does not apply
+its layers' hidden states are concatenated and passed through a 1×1 convolution (clamped to
+[0, 1], see ``Nowcaster.emit``) to give each prediction. Since no prediction is fed back, scheduled sampling does not apply
 (``feeds_predictions = False``; ``targets``/``teacher_mask`` are accepted and checked but
 change nothing).
 """
@@ -92,5 +92,5 @@ class ConvLSTMNowcaster(Nowcaster):
             for i, cell in enumerate(self.forecaster):
                 hs[i], cs[i] = cell(inp, hs[i], cs[i])
                 inp = hs[i]
-            outs.append(torch.sigmoid(self.head(torch.cat(hs, dim=1))))
+            outs.append(self.emit(self.head(torch.cat(hs, dim=1))))
         return torch.stack(outs, dim=1)
