@@ -50,10 +50,14 @@ def draw_rate(ax, rate_mmh: np.ndarray, mask: np.ndarray | None = None):
     return image
 
 
-def add_rate_colorbar(fig, image, axes, label: str = "rain rate [mm/h]"):
-    """A colour bar for :func:`draw_rate` images beside ``axes`` (one axis or a list)."""
+def add_rate_colorbar(fig, image, axes=None, label: str = "rain rate [mm/h]", cax=None):
+    """A colour bar for :func:`draw_rate` images: beside ``axes`` (one axis or a list), or in
+    the axis ``cax`` when given."""
     _, _, levels = rate_colormap()
-    bar = fig.colorbar(image, ax=axes, ticks=levels, extend="max", shrink=0.9, pad=0.02)
+    if cax is not None:
+        bar = fig.colorbar(image, cax=cax, ticks=levels, extend="max")
+    else:
+        bar = fig.colorbar(image, ax=axes, ticks=levels, extend="max", shrink=0.9, pad=0.02)
     bar.ax.set_yticklabels([f"{v:g}" for v in levels])
     bar.set_label(label)
     return bar

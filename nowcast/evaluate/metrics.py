@@ -94,24 +94,30 @@ class Scores:
 
 
 def _count_reached(values: torch.Tensor, levels: torch.Tensor) -> torch.Tensor:
-    """How many of the increasing ``levels`` each value reaches (value ≥ level), uint8,
-    same shape as ``values``; NaN reaches none. Levels are compared in the values' dtype."""
-    count = torch.zeros(values.shape, dtype=torch.uint8, device=values.device)
-    for level in levels.to(values.dtype):
-        count += (values >= level).view(torch.uint8)
+    """How many of the increasing ``levels`` each value reaches (value ≥ level), int32, same
+    shape as ``values``; NaN reaches none. Levels are compared in the values' dtype."""
+    levels = levels.to(values.dtype)
+    count = (values >= levels[0]).to(torch.int32)
+    for level in levels[1:]:
+        count += values >= level
     return count
 
 
 @dataclass
 class ObservedBatch:
-    """What the accumulators need from a batch of observations, computed once and shared by
-    every method scored against it. Shapes (B, L, H, W) unless said otherwise."""
+    """A batch of observations prepared once and shared by every method scored against it.
 
-    obs: torch.Tensor  # gray levels
-    valid: torch.Tensor  # bool: mask & finite observation
-    level: torch.Tensor  # int32: how many event thresholds the observation reaches (0 … K)
-    weight: torch.Tensor  # B-MSE / B-MAE weight of each pixel
-    rate: torch.Tensor  # observed rain rate [mm/h]
+    ``obs`` and ``rate`` (B·L, P) with P = H·W pixels, NaN replaced by 0; ``code`` int32
+    (B, L, H, W): the joint-histogram bin of each pixel before the forecast's level is added
+    (lead·(K+1)² + observed level, or the discard block for pixels that do not count);
+    ``weights`` (B·L, P, 2): 1 and the B-MSE weight where a pixel counts, 0 elsewhere.
+    """
+
+    shape: tuple[int, int, int, int]
+    obs: torch.Tensor
+    rate: torch.Tensor
+    code: torch.Tensor
+    weights: torch.Tensor
 
 
 class MetricAccumulator:
@@ -121,7 +127,8 @@ class MetricAccumulator:
     (number of thresholds the forecast reaches, number the observation reaches), a
     (K+1)×(K+1) table filled with one ``bincount`` per batch; since events are nested
     (≥ a higher threshold implies ≥ every lower one), H, M, F and R at threshold k are sums of
-    its blocks.
+    its blocks. Error sums are per-frame dot products of the error terms with the
+    (mask, mask·weight) columns, one batched matmul per batch.
 
     Args:
         n_leads: L, forecast steps per window.
@@ -145,10 +152,10 @@ class MetricAccumulator:
         self.thr_gray = torch.as_tensor(scale.mmh_to_gray(self.thresholds_mmh), **f64)
         self._edges = torch.as_tensor(scale.mmh_to_gray(BALANCE_EDGES_MMH), **f64)
         self._weights = torch.as_tensor(BALANCE_WEIGHTS, **f64)
-        n_bins = len(self.thresholds_mmh) + 1
-        self._joint = torch.zeros(
-            self.n_leads * n_bins * n_bins + 1, dtype=torch.int64, device=self.device
-        )
+        self._bins = len(self.thresholds_mmh) + 1
+        block = self._bins * self._bins
+        self._discard = self.n_leads * block  # one extra block for pixels that do not count
+        self._joint = torch.zeros(self._discard + block, dtype=torch.int64, device=self.device)
         self._sums = torch.zeros(6, self.n_leads, **f64)  # se, ae, w·se, w·ae, se_rate, ae_rate
         self.n_sequences = 0
 
@@ -157,21 +164,29 @@ class MetricAccumulator:
         self, obs: torch.Tensor, mask: torch.Tensor, dtype: torch.dtype | None = None
     ) -> ObservedBatch:
         """Prepare observed gray levels (B, L, H, W) and a pixel mask (B, H, W) or (H, W)
-        for :meth:`update_observed` (NaN observations do not count)."""
+        for :meth:`update_observed` (NaN observations do not count). ``dtype``: that of
+        the forecasts (default: the observations')."""
         if obs.ndim != 4 or obs.shape[1] != self.n_leads:
             raise ValueError(
                 f"expected observations of shape (B, {self.n_leads}, H, W), got {tuple(obs.shape)}"
             )
+        B, L, H, W = obs.shape
         obs = obs.to(self.device, dtype=dtype or obs.dtype)
         mask = mask.to(self.device, dtype=torch.bool)
         mask = mask[:, None] if mask.ndim == 3 else mask[None, None]
-        weight_index = _count_reached(obs, self._edges).long()
+        valid = mask & torch.isfinite(obs)
+        obs = torch.where(valid, obs, 0.0)
+        lead = torch.arange(L, device=self.device, dtype=torch.int32).view(1, -1, 1, 1)
+        code = torch.where(valid, lead * self._bins**2, self._discard)
+        code += torch.where(valid, _count_reached(obs, self.thr_gray), 0)
+        weight = self._weights.to(obs.dtype)[_count_reached(obs, self._edges)]
+        weights = torch.stack((valid.to(obs.dtype), valid * weight), dim=-1)
         return ObservedBatch(
-            obs=obs,
-            valid=mask & torch.isfinite(obs),
-            level=_count_reached(obs, self.thr_gray).to(torch.int32),
-            weight=self._weights.to(obs.dtype)[weight_index],
-            rate=self.scale.gray_to_mmh(obs),
+            shape=(B, L, H, W),
+            obs=obs.view(B * L, H * W),
+            rate=self.scale.gray_to_mmh(obs).view(B * L, H * W),
+            code=code,
+            weights=weights.view(B * L, H * W, 2),
         )
 
     def update(self, pred: torch.Tensor, obs: torch.Tensor, mask: torch.Tensor) -> None:
@@ -187,41 +202,45 @@ class MetricAccumulator:
     @torch.no_grad()
     def update_observed(self, pred: torch.Tensor, ob: ObservedBatch) -> None:
         """Add a batch of forecasts (B, L, H, W) against prepared observations."""
-        if pred.shape != ob.obs.shape:
-            raise ValueError(
-                f"forecast shape {tuple(pred.shape)} ≠ observation shape {tuple(ob.obs.shape)}"
-            )
+        if tuple(pred.shape) != ob.shape:
+            raise ValueError(f"forecast shape {tuple(pred.shape)} ≠ observation shape {ob.shape}")
+        B, L, H, W = ob.shape
         pred = pred.to(self.device, dtype=ob.obs.dtype)
-        valid = ob.valid & torch.isfinite(pred)
-        n_bins = len(self.thresholds_mmh) + 1
-        level = _count_reached(pred, self.thr_gray).to(torch.int32)
-        lead = torch.arange(self.n_leads, device=self.device, dtype=torch.int32).view(1, -1, 1, 1)
-        code = torch.where(
-            valid, lead * (n_bins * n_bins) + level * n_bins + ob.level, self._joint.numel() - 1
-        )
-        self._joint += torch.bincount(code.reshape(-1), minlength=self._joint.numel())
+        code, weights = ob.code, ob.weights
+        if bool(torch.isnan(pred).any()):  # rare: leave those pixels out for this method
+            finite = torch.isfinite(pred)
+            pred = torch.where(finite, pred, 0.0)
+            code = torch.where(finite, code, self._discard)
+            weights = weights * finite.view(B * L, H * W, 1)
+        level = _count_reached(pred, self.thr_gray)
+        code = torch.add(code, level, alpha=self._bins)
+        self._joint += torch.bincount(code.view(-1), minlength=self._joint.numel())
 
-        zero = torch.zeros((), dtype=pred.dtype, device=self.device)
-        diff = torch.where(valid, pred - ob.obs, zero)
-        rate_diff = torch.where(valid, self.scale.gray_to_mmh(pred.clamp(0.0, 1.0)) - ob.rate, zero)
-        se, ae = diff.square(), diff.abs()
-        terms = (se, ae, ob.weight * se, ob.weight * ae, rate_diff.square(), rate_diff.abs())
-        for i, term in enumerate(
-            terms
-        ):  # per-frame sums in the batch dtype, across frames in float64
-            self._sums[i] += term.sum(dim=(2, 3)).to(torch.float64).sum(0)
-        self.n_sequences += int(pred.shape[0])
+        pred = pred.reshape(B * L, H * W)
+        diff = pred - ob.obs
+        rate_diff = self.scale.gray_to_mmh(pred.clamp(0.0, 1.0)) - ob.rate
+        terms = torch.stack((diff.square(), diff.abs(), rate_diff.square(), rate_diff.abs()), dim=1)
+        sums = torch.bmm(terms, weights).view(B, L, 4, 2).to(torch.float64).sum(0)  # (L, 4, 2)
+        self._sums += torch.stack(
+            (
+                sums[:, 0, 0],
+                sums[:, 1, 0],
+                sums[:, 0, 1],
+                sums[:, 1, 1],
+                sums[:, 2, 0],
+                sums[:, 3, 0],
+            )
+        )
+        self.n_sequences += B
 
     def tables(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Summed (hits, misses, false alarms, correct negatives), each int64 (L, K)."""
-        n_bins = len(self.thresholds_mmh) + 1
-        joint = (
-            self._joint[:-1].view(self.n_leads, n_bins, n_bins).cpu().numpy()
-        )  # [lead, pred, obs]
-        h, m, f, r = (np.zeros((self.n_leads, n_bins - 1), dtype=np.int64) for _ in range(4))
-        for k in range(n_bins - 1):
-            yes = slice(k + 1, None)
-            no = slice(0, k + 1)
+        n = self._bins
+        # joint[lead, p, o]: pixels whose forecast reaches p thresholds and observation o
+        joint = self._joint[: self._discard].view(self.n_leads, n, n).cpu().numpy()
+        h, m, f, r = (np.zeros((self.n_leads, n - 1), dtype=np.int64) for _ in range(4))
+        for k in range(n - 1):
+            yes, no = slice(k + 1, None), slice(0, k + 1)
             h[:, k] = joint[:, yes, yes].sum(axis=(1, 2))
             m[:, k] = joint[:, no, yes].sum(axis=(1, 2))
             f[:, k] = joint[:, yes, no].sum(axis=(1, 2))

@@ -49,7 +49,10 @@ def plot_csi(scores: Mapping[str, Scores], lead_minutes: Sequence[float], path: 
     n = len(thresholds)
     cols = min(n, 3)
     rows = math.ceil(n / cols)
-    fig = Figure(figsize=(4.2 * cols, 3.4 * rows), dpi=DPI, layout="constrained")
+    fig = Figure(figsize=(4.2 * cols, 3.4 * rows), dpi=DPI)
+    fig.subplots_adjust(
+        left=0.06, right=0.98, bottom=0.13 / rows, top=1 - 0.08 / rows, wspace=0.25, hspace=0.45
+    )
     axes = fig.subplots(rows, cols, squeeze=False).reshape(-1)
     for k, thr in enumerate(thresholds):
         ax = axes[k]
@@ -74,7 +77,8 @@ def plot_errors(scores: Mapping[str, Scores], lead_minutes: Sequence[float], pat
         ("b_mse", "B-MSE (gray level, rain-weighted)"),
         ("mse_rate", "MSE of rain rate [(mm/h)² per pixel]"),
     )
-    fig = Figure(figsize=(13, 3.6), dpi=DPI, layout="constrained")
+    fig = Figure(figsize=(13, 3.6), dpi=DPI)
+    fig.subplots_adjust(left=0.05, right=0.99, bottom=0.14, top=0.9, wspace=0.22)
     axes = fig.subplots(1, len(panels))
     for ax, (key, title) in zip(axes, panels):
         for i, (name, s) in enumerate(scores.items()):
@@ -94,8 +98,19 @@ def plot_example(example: Example, scale: GrayScale, lead_index: Sequence[int], 
     names = list(example.forecasts)
     cols = max(n_in, len(lead_index))
     rows = 2 + len(names)
-    fig = Figure(figsize=(2.1 * cols + 1.2, 2.15 * rows), dpi=DPI, layout="constrained")
-    axes = fig.subplots(rows, cols, squeeze=False)
+    fig = Figure(figsize=(2.1 * cols + 1.0, 2.2 * rows + 0.6), dpi=DPI)
+    grid = fig.add_gridspec(
+        rows,
+        cols + 1,
+        width_ratios=[1.0] * cols + [0.07],
+        left=0.04,
+        right=0.93,
+        bottom=0.02,
+        top=1 - 0.8 / (2.2 * rows + 0.6),
+        wspace=0.06,
+        hspace=0.22,
+    )
+    axes = np.array([[fig.add_subplot(grid[r, c]) for c in range(cols)] for r in range(rows)])
     dt = example.frame_minutes
     rate = scale.gray_to_mmh_np
     image = None
@@ -112,7 +127,10 @@ def plot_example(example: Example, scale: GrayScale, lead_index: Sequence[int], 
         used = n_in if r == 0 else len(lead_index)
         for j in range(used, cols):
             axes[r, j].set_visible(False)
-    fig.suptitle(f"example window, last input {str(example.time)[:16].replace('T', ' ')} UTC")
-    add_rate_colorbar(fig, image, axes.reshape(-1).tolist())
+    fig.suptitle(
+        f"example window, last input {str(example.time)[:16].replace('T', ' ')} UTC",
+        y=1 - 0.25 / (2.2 * rows + 0.6),
+    )
+    add_rate_colorbar(fig, image, cax=fig.add_subplot(grid[:, -1]))
     fig.savefig(path)
     return path

@@ -28,19 +28,27 @@ class GrayScale:
     b: float
 
     @classmethod
-    def from_preprocess(cls, preprocess: Mapping[str, Any], source: str = "store") -> GrayScale:
+    def from_preprocess(
+        cls,
+        preprocess: Mapping[str, Any],
+        source: str = "store",
+        zr_default: Mapping[str, Any] | None = None,
+    ) -> GrayScale:
         """Read the constants from a store's (or checkpoint's) ``preprocess`` dict.
 
         Accepted layouts: ``{"z_min", "z_max", "zr": {"a", "b"}}`` (the preprocessing config
         with the Z–R section nested) or flat ``{"z_min", "z_max", "a", "b"}`` / ``zr_a``,
-        ``zr_b``. Anything else is a UserError naming ``source``.
+        ``zr_b``. Where the dict holds no Z–R constants, ``zr_default`` (``{"a", "b"}``, e.g.
+        the config's ``zr`` section) supplies them. Anything missing is a UserError naming
+        ``source``.
         """
         zr = preprocess.get("zr") if isinstance(preprocess.get("zr"), Mapping) else {}
+        fallback = zr_default or {}
         values = {
             "z_min": preprocess.get("z_min"),
             "z_max": preprocess.get("z_max"),
-            "a": zr.get("a", preprocess.get("zr_a", preprocess.get("a"))),
-            "b": zr.get("b", preprocess.get("zr_b", preprocess.get("b"))),
+            "a": zr.get("a", preprocess.get("zr_a", preprocess.get("a", fallback.get("a")))),
+            "b": zr.get("b", preprocess.get("zr_b", preprocess.get("b", fallback.get("b")))),
         }
         missing = [k for k, v in values.items() if not isinstance(v, (int, float))]
         if missing:

@@ -10,10 +10,11 @@ end, so a failure leaves no report behind.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -147,7 +148,8 @@ def evaluate(
         )
 
     meta = read_meta(cfg.data.store)
-    scale = GrayScale.from_preprocess(meta.preprocess, source=str(meta.path))
+    # the Z–R relation the store was made with; the config's `zr` if the store does not say
+    scale = GrayScale.from_preprocess(meta.preprocess, str(meta.path), cfg.zr.model_dump())
     check_thresholds(ecfg.thresholds_mmh, scale, meta.path)
     starts = window_starts(meta, ecfg.split, n_in + n_out)
     if starts.size == 0:
@@ -229,6 +231,7 @@ def _score(
     ecfg = cfg.evaluate
     n_in, n_out = cfg.data.n_in, cfg.data.n_out
     accs = {name: MetricAccumulator(n_out, ecfg.thresholds_mmh, scale, device) for name in methods}
+    first = next(iter(accs.values()))  # all share thresholds and scale: observe once per batch
     masks = torch.from_numpy(meta.coverage[None] & ~meta.noise_mask).to(device)  # (M, H, W)
     month_of = torch.tensor([meta.month_index(meta.times[s]) for s in starts], device=device)
     reader = FrameReader(meta.path)
@@ -252,8 +255,10 @@ def _score(
                     sync()
                     timings.methods[name] += time.perf_counter() - t0
                 t0 = time.perf_counter()
-                for name, pred in preds.items():
-                    accs[name].update(pred, obs, mask)
+                with _metric_threads(device):
+                    observed = first.observe(obs, mask)
+                    for name, pred in preds.items():
+                        accs[name].update_observed(pred, observed)
                 chosen = _example_choice(b0, ecfg.example_window, obs, mask, best[0])
                 if chosen is not None:
                     i, score = chosen
@@ -271,6 +276,23 @@ def _score(
         reader.close()
     assert best[2] is not None
     return accs, (best[1], best[2])
+
+
+@contextlib.contextmanager
+def _metric_threads(device: torch.device) -> Iterator[None]:
+    """Run the metrics on one CPU thread (models keep all of them).
+
+    The metrics are a few dozen cheap elementwise passes; torch's per-op thread barriers
+    cost more than they save, dramatically so when other processes share the cores."""
+    if device.type != "cpu":
+        yield
+        return
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(n)
 
 
 def _example_choice(
