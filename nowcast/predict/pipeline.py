@@ -6,8 +6,9 @@
 The steps, each a plain function that ``scripts/bench_predict.py`` times on its own:
 
 1. :func:`read_inputs` — expand ``--input`` (files, directories, globs), read every frame
-   with the readers of :mod:`nowcast.io` (Z–R and frame interval from the checkpoint,
-   ``input.variable`` from the config), keep the newest ``n_in`` and check them
+   with the readers of :mod:`nowcast.io` (Z–R and frame interval from the checkpoint;
+   ``input.variable`` from the config, else the one training named), keep the newest
+   ``n_in`` and check them
    (:mod:`nowcast.predict.inputs`).
 2. :func:`prepare` — the very per-frame transform of training
    (:func:`nowcast.preprocess.transform.transform_field` with the checkpoint's settings,
@@ -101,6 +102,8 @@ def read_inputs(
     as the crop, data inside the crop."""
     if not specs:
         raise UserError("--input: no radar files given")
+    if input_cfg.variable is None and recipe.input_variable is not None:
+        input_cfg = input_cfg.model_copy(update={"variable": recipe.input_variable})
     files = expand_inputs(specs, input_cfg.pattern)
     keep = recipe.n_in + 1  # the newest frames, plus one to see a duplicate just before them
     times: list[np.datetime64] = []

@@ -4,7 +4,8 @@ Everything that decides what the model sees comes from the checkpoint, never fro
 user's config: the preprocessing dict of the training store (gray-level bounds, Z–R, crop,
 disk filter, output size, frame interval), the model's registry name and size, the number
 of input frames (``data.n_in``) and of trained leads (``data.n_out``), the monthly noise
-masks, the coverage and the 100×100 grid the store was made on.
+masks, the coverage and the 100×100 grid the store was made on. The field named with
+``input.variable`` at training (if any) is read again unless the config names another.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ class Recipe:
     scale: GrayScale
     zr: ZRConfig
     interval_minutes: float
+    input_variable: str | None
     months: list[str]
     noise_mask: np.ndarray
     coverage: np.ndarray
@@ -79,6 +81,7 @@ class Recipe:
                 scale=GrayScale.from_preprocess({**pre, "zr": zr.model_dump()}, source=str(path)),
                 zr=zr,
                 interval_minutes=float(pre["interval_minutes"]),
+                input_variable=(pre.get("input") or {}).get("variable"),
                 months=[str(m) for m in masks["months"]],
                 noise_mask=np.asarray(masks["noise_mask"], dtype=bool),
                 coverage=np.asarray(masks["coverage"], dtype=bool),
