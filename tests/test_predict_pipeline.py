@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 
+import netCDF4
 import numpy as np
 import pytest
 import torch
@@ -317,3 +318,28 @@ def test_cli_not_a_checkpoint(case, tmp_path):
         [root / "in"],
         f"{tmp_path / 'missing.pt'}: no such checkpoint",
     )
+
+
+def _add_field(path, name, dbz):
+    """Append a second reflectivity variable (no standard_name) to a frame file."""
+    with netCDF4.Dataset(path, "a") as nc:
+        v = nc.createVariable(name, "f4", ("time", "y", "x"), fill_value=np.float32(np.nan))
+        v.units = "dBZ"
+        v[0] = dbz
+
+
+def test_field_named_at_training_is_read_again(tmp_path):
+    files = write_frames(tmp_path / "in", [0, 6, 12])
+    for k, f in enumerate(files):
+        _add_field(f, "dbz_corrected", blob(k + 5))  # another field, further along
+    plain = make_checkpoint(tmp_path / "plain.pt", files[0])
+    named = torch.load(plain, weights_only=False)
+    named["preprocess"]["input"] = {"variable": "dbz_corrected"}
+    torch.save(named, tmp_path / "named.pt")
+    by_default = predict(config(), plain, files, tmp_path / "a.nc")
+    by_ckpt = predict(config(), tmp_path / "named.pt", files, tmp_path / "b.nc")
+    by_cfg = predict(config("input.variable=dbz_corrected"), plain, files, tmp_path / "c.nc")
+    with xr.open_dataset(by_default) as a, xr.open_dataset(by_ckpt) as b:
+        with xr.open_dataset(by_cfg) as c:
+            np.testing.assert_array_equal(b.reflectivity.values, c.reflectivity.values)
+            assert not np.array_equal(a.reflectivity.values, b.reflectivity.values)
