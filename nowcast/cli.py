@@ -158,13 +158,64 @@ def synth(
 
 @app.command()
 def preprocess(
+    paths: Annotated[
+        Optional[list[str]],
+        typer.Argument(
+            help="More input files, directories or globs (added to --input).", show_default=False
+        ),
+    ] = None,
+    input_: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--input",
+            "-i",
+            help="Radar files, directories or globs (repeatable) \\[input.paths].",
+            show_default=False,
+        ),
+    ] = None,
+    output: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--output", "-o", help="Store file to write \\[data.store].", show_default=False
+        ),
+    ] = None,
+    workers: Annotated[
+        Optional[int],
+        typer.Option(
+            help="Local dask worker processes, 0 = none \\[preprocess.workers].", show_default=False
+        ),
+    ] = None,
+    scheduler: Annotated[
+        Optional[str],
+        typer.Option(
+            help="Address of a running dask scheduler \\[preprocess.scheduler].", show_default=False
+        ),
+    ] = None,
+    skip_bad: Annotated[
+        Optional[bool],
+        typer.Option(
+            "--skip-bad",
+            help="Skip (and count) unusable files \\[input.skip_bad].",
+            show_default=False,
+        ),
+    ] = None,
     config: ConfigOpt = None,
     set_: SetOpt = None,
     quiet: QuietOpt = False,
     debug: DebugOpt = False,
 ) -> None:
     """Raw radar files (CF-netCDF, ODIM_H5) → HKO-style 100×100 dataset store (one .nc file)."""
-    run_stage(not_built("preprocess", 3), config, set_, quiet, debug)
+    from nowcast.preprocess import preprocess as stage
+
+    inputs = [*(input_ or []), *(paths or [])]
+    overrides = {
+        "input.paths": inputs or None,
+        "data.store": str(output) if output else None,
+        "preprocess.workers": workers,
+        "preprocess.scheduler": scheduler,
+        "input.skip_bad": skip_bad,
+    }
+    run_stage(stage, config, set_, quiet, debug, overrides)
 
 
 @app.command()

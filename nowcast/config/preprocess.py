@@ -1,9 +1,62 @@
-"""`preprocess`: the HKO-style preparation (filled by the preprocess stage)."""
+"""`preprocess`: the HKO-style preparation of radar frames into the dataset store.
+
+Steps (REFERENCE.md, Shi et al. 2015): gray level with fixed bounds → central crop →
+disk filter → area-averaging resize → uint8; a K-means clutter mask per calendar month;
+a regular time grid cut into blocks that are assigned to train / val / test.
+Cross-key rules (z_max > z_min, size ≤ crop, …) are checked when the stage starts.
+"""
 
 from __future__ import annotations
 
-from nowcast.config.base import Section
+from typing import Annotated, Optional
+
+from pydantic import Field
+
+from nowcast.config.base import NonNegativeFloat, NonNegativeInt, PositiveInt, Section
 
 
 class PreprocessConfig(Section):
-    """the HKO-style preparation (filled by the preprocess stage)."""
+    """How raw frames become the 100×100 uint8 frames of the store, and how time is cut up."""
+
+    z_min: float = -10.0
+    """Reflectivity [dBZ] at gray level 0 (and below: no echo)."""
+    z_max: float = 60.0
+    """Reflectivity [dBZ] at gray level 1 (and above)."""
+    crop: PositiveInt = 330
+    """Side of the central square cropped from the input grid [input pixels]."""
+    disk_radius: Annotated[float, Field(ge=0, le=100)] = 10.0
+    """Radius of the fspecial('disk') filter [input pixels]; 0 = no filtering."""
+    size: PositiveInt = 100
+    """Side of the stored frames [cells]; the crop is area-averaged down to size × size."""
+    interval_minutes: Annotated[int, Field(ge=1, le=60)] = 6
+    """Radar cycle: the time grid has one frame every interval_minutes (must divide a day)."""
+    tolerance_minutes: NonNegativeFloat = 1.0
+    """A file counts for a grid time when its valid time is within this many minutes."""
+    block_frames: PositiveInt = 40
+    """Frames per block; each day is cut into whole blocks from 00:00 UTC (leftovers unused)."""
+    split_ratio: Annotated[list[NonNegativeInt], Field(min_length=3, max_length=3)] = [4, 1, 1]
+    """Relative numbers of blocks for train, val, test (in that order) in each day."""
+    seed: NonNegativeInt = 0
+    """Seed of the random block-to-split assignment (each day is seeded by seed and date)."""
+    drop_gappy_blocks: bool = True
+    """A block with a missing frame gets no split (no windows); false keeps it, and only the
+    windows that touch the gap are lost."""
+    clutter_clusters: Annotated[int, Field(ge=0, le=64)] = 12
+    """K-means clusters of the monthly per-pixel clutter features (0 = no clutter mask)."""
+    clutter_window: Annotated[int, Field(ge=3, le=999)] = 21
+    """Side [output cells] of the neighbourhood whose median echo frequency is a pixel's
+    background."""
+    clutter_min_excess: Annotated[float, Field(gt=0, le=1)] = 0.15
+    """Noise clusters have echo in at least this much larger a share of the month's frames
+    than their background…"""
+    clutter_max_cv: Annotated[float, Field(gt=0, le=1)] = 0.2
+    """…and an echo intensity at most this variable (std / mean of the gray level over the
+    frames with echo)."""
+    workers: NonNegativeInt = 0
+    """Dask worker processes on this machine (a LocalCluster, one thread each); 0 = read and
+    transform in this process."""
+    scheduler: Optional[str] = None
+    """Address of a running dask scheduler (tcp://host:8786) to spread the work over its
+    workers; overrides ``workers``."""
+    chunk_files: PositiveInt = 8
+    """Files read and transformed per dask task."""

@@ -1,0 +1,97 @@
+"""The common in-memory radar frame every reader returns."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nowcast.errors import UserError
+
+
+class BadInputFile(UserError):
+    """A radar file that cannot be used (corrupt, no field, unknown units, bad time, …).
+
+    ``path`` is the file at fault; the message starts with it. ``preprocess --skip-bad``
+    skips such files and counts them instead of stopping.
+    """
+
+    def __init__(self, path: str | Path, problem: str):
+        self.path = Path(path)
+        self.problem = problem
+        super().__init__(f"{path}: {problem}")
+
+
+@dataclass
+class Frame:
+    """One radar field on a projected grid.
+
+    time: valid time, numpy ``datetime64[s]`` (UTC).
+    dbz: ``(H, W)`` float32 reflectivity [dBZ]; NaN outside radar coverage (or no data);
+        −inf where there is no echo (a rain rate of 0 or an ODIM ``undetect`` pixel).
+        Row 0 is the first row of the file (usually the northern edge).
+    x: ``(W,)`` float64 projected x of the pixel centres [m].
+    y: ``(H,)`` float64 projected y of the pixel centres [m].
+    grid_mapping: CF grid-mapping attributes (or ``{"proj4_params": …}``), JSON-able.
+    path: the file it came from.
+    quantity: what the file held: ``reflectivity``, ``rate`` or ``accumulation``.
+    variable: the netCDF variable name or ODIM quantity read.
+    units: the units of that variable as written in the file.
+    format: ``cf-netcdf`` or ``odim_h5``.
+    """
+
+    time: np.datetime64
+    dbz: np.ndarray
+    x: np.ndarray
+    y: np.ndarray
+    grid_mapping: dict[str, Any] = field(default_factory=dict)
+    path: Path | None = None
+    quantity: str = "reflectivity"
+    variable: str = ""
+    units: str = "dBZ"
+    format: str = "cf-netcdf"
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """Grid shape (H, W)."""
+        return self.dbz.shape  # type: ignore[return-value]
+
+    def grid_key(self) -> str:
+        """A short fingerprint of the grid (shape, coordinates to 1 m, grid mapping).
+
+        Two frames can be stacked when their keys are equal.
+        """
+        return grid_key(self.shape, self.x, self.y, self.grid_mapping)
+
+
+def grid_key(
+    shape: tuple[int, int], x: np.ndarray, y: np.ndarray, grid_mapping: dict[str, Any]
+) -> str:
+    """Fingerprint of a grid: shape, pixel-centre x/y rounded to 1 m, grid-mapping attributes."""
+    h = hashlib.sha1()
+    h.update(repr(tuple(shape)).encode())
+    h.update(np.rint(np.asarray(x, dtype=np.float64)).astype(np.int64).tobytes())
+    h.update(np.rint(np.asarray(y, dtype=np.float64)).astype(np.int64).tobytes())
+    h.update(json.dumps(jsonable(grid_mapping), sort_keys=True).encode())
+    return h.hexdigest()[:16]
+
+
+def jsonable(value: Any) -> Any:
+    """netCDF/HDF5 attribute values (numpy scalars, arrays, bytes) → plain JSON types."""
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (bytes, np.bytes_)):
+        return value.decode("utf-8", "replace")
+    if isinstance(value, np.ndarray):
+        return [jsonable(v) for v in value.tolist()] if value.ndim else jsonable(value.item())
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        return jsonable(value.item())
+    if isinstance(value, float) and not np.isfinite(value):
+        return str(value)
+    return value

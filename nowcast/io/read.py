@@ -1,0 +1,84 @@
+"""One entry point for every supported radar format: :func:`read_frames` / :func:`read_frame`.
+
+The format is recognised from the file's first bytes, not its name: netCDF classic
+(``CDF``) → CF reader; HDF5 with a root ``Conventions = ODIM_H5/…`` → ODIM reader; other
+HDF5 (netCDF-4) → CF reader. Every problem is a :class:`~nowcast.io.frame.BadInputFile`
+naming the file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import h5py
+
+from nowcast.config.input import InputConfig
+from nowcast.config.zr import ZRConfig
+from nowcast.io.frame import BadInputFile, Frame
+from nowcast.io.netcdf import read_netcdf
+from nowcast.io.odim import is_odim, read_odim
+
+_HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+
+
+def sniff_format(path: str | Path) -> str:
+    """``'netcdf'``, ``'hdf5'`` (netCDF-4 or ODIM_H5) from the magic bytes; BadInputFile otherwise."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(8)
+    except OSError as exc:
+        raise BadInputFile(path, f"cannot read: {exc.strerror or exc}") from None
+    if head[:3] == b"CDF":
+        return "netcdf"
+    if head == _HDF5_MAGIC:
+        return "hdf5"
+    if not head:
+        raise BadInputFile(path, "cannot read: the file is empty")
+    raise BadInputFile(path, "cannot read: not a netCDF or HDF5 (ODIM_H5) file")
+
+
+def read_frames(
+    path: str | Path,
+    input_cfg: InputConfig,
+    zr: ZRConfig,
+    interval_minutes: float | None = None,
+) -> list[Frame]:
+    """Every frame in ``path`` (most files hold one), oldest first.
+
+    input_cfg: ``variable`` picks the field (None: by standard_name / ODIM quantity);
+    zr: Z = a·R^b for rain rates and accumulations; interval_minutes: accumulation period
+    when the file does not say (the archive's frame interval).
+    Returns frames with ``dbz`` ``(H, W)`` float32, NaN outside coverage, −inf no echo.
+    """
+    path = Path(path)
+    kind = sniff_format(path)
+    args = (input_cfg.variable, zr.a, zr.b, interval_minutes)
+    if kind == "hdf5":
+        try:
+            h5 = h5py.File(path, "r")
+        except OSError as exc:
+            raise BadInputFile(path, f"cannot read: corrupt HDF5 file ({exc})") from None
+        with h5:
+            if is_odim(h5):
+                return read_odim(path, *args, h5=h5)
+    frames = read_netcdf(path, *args)
+    if not frames:
+        raise BadInputFile(path, "no radar frame in the file (time dimension of length 0)")
+    return frames
+
+
+def read_frame(
+    path: str | Path,
+    input_cfg: InputConfig,
+    zr: ZRConfig,
+    interval_minutes: float | None = None,
+) -> Frame:
+    """The one frame in ``path`` (BadInputFile if it holds several); see :func:`read_frames`.
+
+    This is what ``nowcast predict`` uses to read new files exactly as preprocessing did.
+    """
+    frames = read_frames(path, input_cfg, zr, interval_minutes)
+    if len(frames) != 1:
+        raise BadInputFile(path, f"expected one radar frame, the file holds {len(frames)}")
+    return frames[0]

@@ -1,0 +1,306 @@
+"""`nowcast preprocess`: radar files → the dataset store (``preprocess(cfg) -> Path``).
+
+1. Expand ``input.paths``; read the first usable file: its grid is the run's grid.
+2. Read and transform every file in chunks (in process or on dask workers); park the
+   100×100 frames in an on-disk spool and sum the per-pixel monthly clutter statistics.
+3. Build the time grid (whole days at ``interval_minutes``), match frames to it, cut
+   blocks and assign splits; K-means noise mask per calendar month.
+4. Write the store through :class:`nowcast.store.StoreWriter` (temp file + rename) and
+   print a summary.
+
+A bad file stops the run with a one-line error naming it (nothing is written), unless
+``input.skip_bad`` is set, in which case it is skipped and counted.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nowcast.config.tree import Config
+from nowcast.errors import UserError
+from nowcast.io.frame import BadInputFile, Frame
+from nowcast.io.paths import expand_inputs
+from nowcast.io.read import read_frames
+from nowcast.preprocess.clutter import CELL_FRACTION, CV_WEIGHT, ClutterRule, MonthStats, month_mask
+from nowcast.preprocess.crop import crop_origin
+from nowcast.preprocess.parallel import Runner
+from nowcast.preprocess.splits import assign_blocks
+from nowcast.preprocess.spool import Spool
+from nowcast.preprocess.summary import Summary
+from nowcast.preprocess.tasks import ReferenceGrid, TaskSpec, process_chunk
+from nowcast.preprocess.timegrid import TimeGrid, build_time_grid, month_key
+from nowcast.preprocess.transform import TransformSettings, grid_extent, output_coordinates
+from nowcast.progress import console, make_progress, warn
+from nowcast.store import SPLITS, StoreWriter, read_meta, window_starts
+
+
+def preprocess(cfg: Config) -> Path:
+    """Preprocess ``cfg.input`` into the store ``cfg.data.store``; returns its path."""
+    return run_preprocess(cfg).store
+
+
+def run_preprocess(cfg: Config, show_summary: bool = True) -> Summary:
+    """:func:`preprocess`, returning the :class:`Summary` (printed unless ``show_summary`` is false)."""
+    t_start = time.perf_counter()
+    pre = cfg.preprocess
+    check_settings(cfg)
+    out = Path(cfg.data.store)
+    files = expand_inputs(cfg.input.paths, cfg.input.pattern)
+    settings = TransformSettings.from_config(pre)
+    summary = Summary(store=out, files=len(files), interval_minutes=pre.interval_minutes)
+    bad: dict[int, str] = {}
+    ref = _reference_frame(files, cfg, bad)
+    spec = TaskSpec(
+        input_cfg=cfg.input,
+        zr=cfg.zr,
+        settings=settings,
+        interval_minutes=pre.interval_minutes,
+        grid=ReferenceGrid(ref.grid_key(), str(ref.path), ref.shape),
+        clutter=pre.clutter_clusters > 0,
+    )
+    with Spool(out, pre.size) as spool:
+        times, rank, stats = _read_all(files, cfg, spec, spool, bad)
+        summary.bad_files = [bad[i] for i in sorted(bad)]
+        summary.frames_read = len(times)
+        if not times:
+            raise UserError(
+                f"{_where(cfg)}: empty input: none of the {len(files)} files gave a radar frame"
+            )
+        grid = build_time_grid(
+            np.array(times), pre.interval_minutes, pre.tolerance_minutes, np.array(rank)
+        )
+        if grid.times.size == 0:
+            raise UserError(
+                f"{files[rank[0]]}: no frame lies within {pre.tolerance_minutes:g} min of a "
+                f"{pre.interval_minutes}-minute grid time (preprocess.interval_minutes / tolerance_minutes)"
+            )
+        _report_dropped(grid, files, rank, summary)
+        blocks = assign_blocks(
+            grid.times,
+            grid.valid,
+            grid.per_day,
+            pre.block_frames,
+            pre.split_ratio,
+            pre.seed,
+            pre.drop_gappy_blocks,
+        )
+        months = sorted({month_key(t) for t in grid.times[:: grid.per_day]})
+        noise = _noise_masks(months, stats, cfg)
+        x, y = output_coordinates(ref.x, ref.y, settings)
+        meta = settings_json(cfg, ref)
+        coverage = _write_store(
+            out, grid, spool, x, y, ref.grid_mapping, meta, blocks, months, noise
+        )
+    summary.days = grid.days
+    summary.frames_found = int(grid.valid.sum())
+    summary.frames_missing = int((~grid.valid).sum())
+    summary.blocks = {k: blocks.usable[k] for k in SPLITS}
+    summary.blocks_dropped = blocks.gappy if pre.drop_gappy_blocks else 0
+    summary.window_frames = window_length(cfg)
+    store_meta = read_meta(out)
+    summary.windows = {
+        k: int(window_starts(store_meta, k, summary.window_frames).size) for k in SPLITS
+    }
+    summary.masked = {m: int(noise[i].sum()) for i, m in enumerate(months)}
+    summary.covered_cells = int(coverage.sum())
+    summary.cells = int(coverage.size)
+    summary.seconds = time.perf_counter() - t_start
+    if show_summary:
+        for line in summary.lines():
+            console.print(line, highlight=False, soft_wrap=True)
+    if sum(summary.windows.values()) == 0:
+        warn(
+            f"no whole {pre.block_frames}-frame block, so no windows (see preprocess.block_frames)"
+        )
+    return summary
+
+
+def window_length(cfg: Config) -> int:
+    """Frames per training window: data.n_in + data.n_out (5 + 15 by default)."""
+    return int(getattr(cfg.data, "n_in", 5)) + int(getattr(cfg.data, "n_out", 15))
+
+
+def check_settings(cfg: Config) -> None:
+    """Rules between keys that a single key's type cannot express (UserError naming the key)."""
+    pre = cfg.preprocess
+    rules = [
+        (
+            pre.z_max > pre.z_min,
+            "z_max",
+            f"must be greater than preprocess.z_min ({pre.z_min:g})",
+            pre.z_max,
+        ),
+        (pre.size <= pre.crop, "size", f"must not exceed preprocess.crop ({pre.crop})", pre.size),
+        (
+            1440 % pre.interval_minutes == 0,
+            "interval_minutes",
+            "must divide a day (1440 minutes)",
+            pre.interval_minutes,
+        ),
+        (
+            pre.block_frames <= 1440 // pre.interval_minutes,
+            "block_frames",
+            f"must fit in a day ({1440 // pre.interval_minutes} frames at {pre.interval_minutes} min)",
+            pre.block_frames,
+        ),
+        (
+            pre.tolerance_minutes < pre.interval_minutes / 2,
+            "tolerance_minutes",
+            f"must be less than half of preprocess.interval_minutes ({pre.interval_minutes / 2:g})",
+            pre.tolerance_minutes,
+        ),
+        (
+            sum(pre.split_ratio) > 0,
+            "split_ratio",
+            "needs at least one positive entry",
+            pre.split_ratio,
+        ),
+        (pre.clutter_clusters != 1, "clutter_clusters", "must be 0 (no mask) or at least 2", 1),
+    ]
+    for ok, key, rule, value in rules:
+        if not ok:
+            raise UserError(f"preprocess.{key}: {rule}, got {value!r}")
+
+
+def settings_json(cfg: Config, ref: Frame) -> dict[str, Any]:
+    """The store's ``preprocess`` attribute: every setting needed to redo the preprocessing."""
+    pre = cfg.preprocess
+    settings = pre.model_dump(mode="json", exclude={"workers", "scheduler", "chunk_files"})
+    r0, c0 = crop_origin(ref.shape, pre.crop)
+    settings.update(
+        {
+            "clutter_cell_fraction": CELL_FRACTION,
+            "clutter_cv_weight": CV_WEIGHT,
+            "zr": {"a": cfg.zr.a, "b": cfg.zr.b},
+            "input": {
+                "variable": cfg.input.variable,
+                "variable_read": ref.variable,
+                "quantity": ref.quantity,
+                "units": ref.units,
+                "format": ref.format,
+            },
+            "grid": {**grid_extent(ref.x, ref.y), "crop_row0": r0, "crop_col0": c0},
+            "window_frames": window_length(cfg),
+        }
+    )
+    return settings
+
+
+# --------------------------------------------------------------------------- steps
+
+
+def _reference_frame(files: list[Path], cfg: Config, bad: dict[int, str]) -> Frame:
+    """First usable frame (in file order); its grid is the run's grid."""
+    pre = cfg.preprocess
+    for i, path in enumerate(files):
+        try:
+            frame = read_frames(path, cfg.input, cfg.zr, pre.interval_minutes)[0]
+            _check_grid(frame, pre.crop)
+            return frame
+        except BadInputFile as exc:
+            if not cfg.input.skip_bad:
+                raise
+            bad[i] = str(exc)
+    raise UserError(
+        f"{_where(cfg)}: empty input: none of the {len(files)} files is usable ({len(bad)} bad)"
+    )
+
+
+def _check_grid(frame: Frame, crop: int) -> None:
+    try:
+        crop_origin(frame.shape, crop)
+    except UserError as exc:
+        raise BadInputFile(frame.path, str(exc)) from None
+    for name, c in (("x", frame.x), ("y", frame.y)):
+        step = np.diff(c)
+        if c.size < 2 or np.any(step == 0) or np.ptp(step) > 1e-3 * np.abs(step).max():
+            raise BadInputFile(frame.path, f"the {name} coordinates are not evenly spaced")
+
+
+def _read_all(files: list[Path], cfg: Config, spec: TaskSpec, spool: Spool, bad: dict[int, str]):
+    """Run the chunks, spool the frames; returns (times, file rank, monthly stats)."""
+    pre = cfg.preprocess
+    items = [(i, str(p)) for i, p in enumerate(files)]
+    chunks = [items[k : k + pre.chunk_files] for k in range(0, len(items), pre.chunk_files)]
+    times: list[np.datetime64] = []
+    rank: list[int] = []
+    stats: dict[str, MonthStats] = {}
+    with Runner(pre.workers, pre.scheduler) as runner, make_progress() as progress:
+        task = progress.add_task("preprocess: files", total=len(files))
+        for result in runner.map_unordered(process_chunk, chunks, spec):
+            if result.bad and not cfg.input.skip_bad:
+                raise UserError(min(result.bad)[1])
+            bad.update(result.bad)
+            for fr in result.frames:
+                spool.append(fr.frame, fr.covered)
+                times.append(fr.time)
+                rank.append(fr.file)
+            for month, st in result.stats.items():
+                if month in stats:
+                    stats[month].merge(st)
+                else:
+                    stats[month] = st
+            progress.advance(task, result.files)
+    return times, rank, stats
+
+
+def _report_dropped(grid: TimeGrid, files: list[Path], rank: list[int], summary: Summary) -> None:
+    summary.duplicates = int(grid.duplicates.size)
+    summary.off_grid = int(grid.off_grid.size)
+    if grid.duplicates.size:
+        example = files[rank[int(grid.duplicates[0])]]
+        warn(
+            f"{grid.duplicates.size} duplicate frame(s) (another frame has the same grid time) "
+            f"were left out, e.g. {example}"
+        )
+    if grid.off_grid.size:
+        example = files[rank[int(grid.off_grid[0])]]
+        warn(
+            f"{grid.off_grid.size} frame(s) lie further than the tolerance from every grid time "
+            f"and were left out, e.g. {example}"
+        )
+
+
+def _noise_masks(months: list[str], stats: dict[str, MonthStats], cfg: Config) -> np.ndarray:
+    pre = cfg.preprocess
+    noise = np.zeros((len(months), pre.size, pre.size), dtype=bool)
+    if pre.clutter_clusters == 0:
+        return noise
+    with make_progress() as progress:
+        task = progress.add_task("preprocess: clutter", total=len(months))
+        for i, month in enumerate(months):
+            if month in stats:
+                noise[i] = month_mask(stats[month], pre.size, ClutterRule.from_config(pre))
+            progress.advance(task)
+    return noise
+
+
+def _write_store(out, grid, spool, x, y, grid_mapping, meta, blocks, months, noise) -> np.ndarray:
+    """Copy the spooled frames in time order into the store; returns the coverage."""
+    size = spool.size
+    coverage = np.ones((size, size), dtype=bool)
+    step = grid.per_day
+    with StoreWriter(out, grid.times, x, y, grid_mapping, meta) as writer:
+        with make_progress() as progress:
+            task = progress.add_task("preprocess: store", total=grid.times.size)
+            for start in range(0, grid.times.size, step):
+                idx = grid.frame[start : start + step]
+                buf = np.zeros((idx.size, size, size), dtype=np.uint8)
+                for k, f in enumerate(idx):
+                    if f >= 0:
+                        buf[k] = spool.frame(int(f))
+                        coverage &= spool.covered(int(f))
+                writer.write_frames(start, buf)
+                progress.advance(task, idx.size)
+        if not grid.valid.any():
+            coverage[:] = False
+        writer.finish(grid.valid, blocks.block, blocks.split, months, noise, coverage)
+    return coverage
+
+
+def _where(cfg: Config) -> str:
+    return ", ".join(cfg.input.paths) or "input.paths"

@@ -1,0 +1,126 @@
+"""The unit of parallel work: read and transform a chunk of files (runs on dask workers).
+
+Everything here is picklable and importable by a worker process; a worker needs the
+files on a path it can read (a shared file system when the cluster spans machines).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from nowcast.config.input import InputConfig
+from nowcast.config.zr import ZRConfig
+from nowcast.errors import UserError
+from nowcast.io.frame import BadInputFile
+from nowcast.io.read import read_frames
+from nowcast.preprocess.clutter import MonthStats
+from nowcast.preprocess.disk import kernel_half_width
+from nowcast.preprocess.timegrid import month_key, nearest_slot
+from nowcast.preprocess.transform import TransformSettings, filter_and_resize, gray_region
+from nowcast.units import gray_to_uint8
+
+
+@dataclass(frozen=True)
+class ReferenceGrid:
+    """The grid every file of a run must share (that of the first readable file)."""
+
+    key: str  # Frame.grid_key()
+    path: str
+    shape: tuple[int, int]
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """What a worker needs besides the file names."""
+
+    input_cfg: InputConfig
+    zr: ZRConfig
+    settings: TransformSettings
+    interval_minutes: int
+    grid: ReferenceGrid | None = None
+    clutter: bool = True  # gather the per-pixel monthly statistics
+
+
+@dataclass
+class FrameOut:
+    """One transformed frame."""
+
+    file: int  # index of its file in the run's file list
+    time: np.datetime64  # valid time [s]
+    frame: np.ndarray  # (size, size) uint8, round(255·gray)
+    covered: np.ndarray  # (size, size) bool, every input pixel of the cell has data
+
+
+@dataclass
+class ChunkResult:
+    """What a chunk of files gave: frames (any order), bad files, monthly clutter sums."""
+
+    frames: list[FrameOut] = field(default_factory=list)
+    bad: list[tuple[int, str]] = field(default_factory=list)  # (file index, one-line message)
+    stats: dict[str, MonthStats] = field(default_factory=dict)
+    files: int = 0
+    read_seconds: float = 0.0
+    transform_seconds: float = 0.0
+
+
+def process_chunk(items: list[tuple[int, str]], spec: TaskSpec) -> ChunkResult:
+    """Read, check and transform ``items`` = [(file index, path), …].
+
+    A file that cannot be used (corrupt, no field, unknown units, unparsable time, a grid
+    other than ``spec.grid`` or smaller than the crop) is reported in ``bad`` with a
+    one-line message naming it, and contributes nothing.
+    """
+    with threadpool_limits(1):  # one core per task: parallelism comes from the workers
+        return _process(items, spec)
+
+
+def _process(items: list[tuple[int, str]], spec: TaskSpec) -> ChunkResult:
+    out = ChunkResult()
+    s = spec.settings
+    c = kernel_half_width(s.disk_radius)
+    for index, path in items:
+        out.files += 1
+        t0 = time.perf_counter()
+        try:
+            frames = read_frames(path, spec.input_cfg, spec.zr, spec.interval_minutes)
+        except BadInputFile as exc:
+            out.bad.append((index, str(exc)))
+            continue
+        t1 = time.perf_counter()
+        out.read_seconds += t1 - t0
+        try:
+            done = []
+            for fr in frames:
+                if spec.grid is not None and fr.grid_key() != spec.grid.key:
+                    raise BadInputFile(path, _grid_message(fr, spec.grid))
+                region = gray_region(fr.dbz, s)
+                gray, covered = filter_and_resize(region, s)
+                done.append((fr.time, region[c : c + s.crop, c : c + s.crop], gray, covered))
+        except BadInputFile as exc:
+            out.bad.append((index, str(exc)))
+            continue
+        except UserError as exc:
+            out.bad.append((index, f"{path}: {exc}"))
+            continue
+        for t, crop_gray, gray, covered in done:
+            out.frames.append(FrameOut(index, t, gray_to_uint8(gray), covered))
+            if spec.clutter:
+                month = month_key(nearest_slot(np.array([t]), spec.interval_minutes)[0])
+                if month not in out.stats:
+                    out.stats[month] = MonthStats.zeros(s.crop)
+                out.stats[month].add_frame(crop_gray)
+        out.transform_seconds += time.perf_counter() - t1
+    return out
+
+
+def _grid_message(frame, grid: ReferenceGrid) -> str:
+    h, w = frame.shape
+    return (
+        f"mixed grids: this file's grid ({h}×{w}, x {frame.x[0]:.0f}…{frame.x[-1]:.0f} m, "
+        f"y {frame.y[0]:.0f}…{frame.y[-1]:.0f} m) differs from that of {grid.path} "
+        f"({grid.shape[0]}×{grid.shape[1]}); preprocess one grid per run"
+    )
