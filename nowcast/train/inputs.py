@@ -43,7 +43,10 @@ def check_inputs(cfg: Config, env: DistEnv | None = None) -> TrainInputs:
             f"data.store: {meta.path}: the {h}×{w} grid is not divisible by model.patch = {p} "
             "(choose a patch size that divides both sides)"
         )
-    scale = GrayScale.from_preprocess(meta.preprocess, source=str(meta.path))
+    # the store's Z–R relation; the config's `zr` only where the store records none (as evaluate)
+    scale = GrayScale.from_preprocess(
+        meta.preprocess, source=str(meta.path), zr_default=cfg.zr.model_dump()
+    )
     n_in, n_out = cfg.data.n_in, cfg.data.n_out
     train = open_split(meta, "train", n_in, n_out)
     val = open_split(meta, "val", n_in, n_out)
