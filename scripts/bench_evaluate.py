@@ -5,7 +5,7 @@ Setup, all real: a 100×100 dataset store of moving rain cells (``nowcast.data.t
 three 40-frame test blocks (63 windows of 5 + 15 frames), a checkpoint of the paper-sized
 ConvLSTM (``model`` defaults: 3 layers × 64, 5×5, patch 4; untrained weights run exactly as
 fast as trained ones), and both baselines. ``--quick``: one block and a 2 × 32 ConvLSTM.
-The stage times itself (``nowcast.evaluate.stage.LAST_TIMINGS``); both parts are measured
+The stage times itself (``evaluate(..., timings=Timings())``); both parts are measured
 in the same call, so the ratio needs no outside reference. Library imports (torch, pysteps,
 matplotlib) are done before the timed call and reported on their own.
 """
@@ -29,7 +29,7 @@ def run(quick: bool = False) -> None:
     from nowcast.evaluate import evaluate
     from nowcast.evaluate.baselines import Extrapolation
     from nowcast.evaluate.colormap import rate_colormap
-    from nowcast.evaluate.stage import LAST_TIMINGS
+    from nowcast.evaluate.stage import Timings
     from nowcast.models import build
     from nowcast.progress import set_quiet
     from nowcast.store import read_meta
@@ -57,8 +57,8 @@ def run(quick: bool = False) -> None:
             tmp / "best.pt",
             {**payload, "state_dict": model.state_dict(), **store_payload(read_meta(store))},
         )
-        evaluate(cfg, [ckpt], ["persistence", "extrapolation"])
-    t = LAST_TIMINGS
+        t = Timings()
+        evaluate(cfg, [ckpt], ["persistence", "extrapolation"], timings=t)
     methods = sum(t.methods.values())
     other = t.total - methods - t.reading - t.metrics - t.writing
     windows = 21 * blocks

@@ -357,3 +357,21 @@ def test_cli_bad_input_is_one_line_exit_2_and_no_report(store, checkpoint, tmp_p
     if case == "preprocess":
         assert "preprocess.z_max = 55.0 in the checkpoint, 60.0 in the store" in lines[0]
     assert not out.exists()
+
+
+def test_preprocess_check_ignores_how_the_work_was_spread_but_not_the_data(store, tmp_path):
+    from nowcast.evaluate.methods import check_preprocess
+
+    meta = read_meta(store)
+    payload = store_payload(meta)
+    ck = tmp_path / "x.pt"
+    check_preprocess(ck, {**payload, "preprocess": {**meta.preprocess, "workers": 4}}, meta)
+    with pytest.raises(
+        UserError, match=r"x.pt: preprocessing differs .*preprocess.zr.b = 1.6 in the checkpoint"
+    ):
+        check_preprocess(
+            ck, {**payload, "preprocess": {**meta.preprocess, "zr": {"a": 58.53, "b": 1.6}}}, meta
+        )
+    small = {**payload["masks"], "coverage": meta.coverage[:16]}
+    with pytest.raises(UserError, match="x.pt: grid 16×32 differs from the store's 32×32"):
+        check_preprocess(ck, {**payload, "masks": small}, meta)

@@ -206,3 +206,12 @@ def test_gray_scale_from_preprocess_dict_and_errors():
     assert s.max_mmh() == pytest.approx(dbz_to_rate(60.0, 58.53, 1.56))
     g = torch.linspace(0, 1, 11, dtype=torch.float64)
     np.testing.assert_allclose(s.gray_to_mmh(g).numpy(), s.gray_to_mmh_np(g.numpy()), rtol=1e-12)
+
+
+def test_gray_scale_takes_the_zr_relation_from_the_config_when_the_store_has_none():
+    s = GrayScale.from_preprocess(
+        {"z_min": -10, "z_max": 60}, "s.nc", zr_default={"a": 200, "b": 1.6}
+    )
+    assert s == MP
+    stored = {"z_min": -10, "z_max": 60, "zr": {"a": 58.53, "b": 1.56}}
+    assert GrayScale.from_preprocess(stored, "s.nc", zr_default={"a": 200, "b": 1.6}) == HKO

@@ -76,6 +76,16 @@ class Extrapolation:
         return torch.from_numpy(out.astype(np.float32)).to(inputs.device)
 
 
+def describe(name: str, n_frames: int = 3) -> str:
+    """One line saying what baseline ``name`` does (for the report)."""
+    if name == "persistence":
+        return "last input repeated"
+    return (
+        f"pysteps LK motion from the last {n_frames} inputs + semi-Lagrangian extrapolation "
+        "of the last input, on gray levels (dBZ), outval 0"
+    )
+
+
 def build_baselines(names: Sequence[str], n_frames: int = 3) -> dict[str, Baseline]:
     """Baselines by name (``persistence``, ``extrapolation``), in the order given."""
     out: dict[str, Baseline] = {}

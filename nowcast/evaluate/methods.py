@@ -37,10 +37,18 @@ def _first_difference(a: Any, b: Any, path: str = "preprocess") -> tuple[str, An
     return None if a == b else (path, a, b)
 
 
+EXECUTION_KEYS = ("workers", "scheduler", "chunk_files")
+"""``preprocess`` keys that say how the work was spread, not what the data are: ignored."""
+
+
+def _data_keys(preprocess: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in _canonical(preprocess).items() if k not in EXECUTION_KEYS}
+
+
 def check_preprocess(checkpoint: Path, payload: Mapping[str, Any], meta: StoreMeta) -> None:
     """UserError unless the checkpoint was trained on data preprocessed like ``meta``'s store
-    (same ``preprocess`` dict, same grid shape)."""
-    diff = _first_difference(_canonical(payload["preprocess"]), _canonical(meta.preprocess))
+    (same ``preprocess`` dict but for :data:`EXECUTION_KEYS`, same grid shape)."""
+    diff = _first_difference(_data_keys(payload["preprocess"]), _data_keys(meta.preprocess))
     if diff is not None:
         key, ours, theirs = diff
         raise UserError(

@@ -14,7 +14,7 @@ import contextlib
 import os
 import shutil
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,7 +24,7 @@ from rich.console import Console
 
 from nowcast.config import Config, save_config
 from nowcast.errors import UserError
-from nowcast.evaluate.baselines import build_baselines
+from nowcast.evaluate.baselines import build_baselines, describe
 from nowcast.evaluate.methods import load_model, method_labels
 from nowcast.evaluate.metrics import MetricAccumulator
 from nowcast.evaluate.plots import Example, plot_csi, plot_errors, plot_example
@@ -44,6 +44,16 @@ PLOTS = ("csi_vs_lead.png", "errors_vs_lead.png", "example.png")
 
 
 @dataclass
+class Method:
+    """One scored method: ``kind`` "model" or "baseline", where it comes from, and its
+    forecast function ``(inputs (B, T_in, H, W), n_out) -> (B, n_out, H, W)`` (gray levels)."""
+
+    kind: str
+    source: str
+    forecast: Callable[[torch.Tensor, int], torch.Tensor]
+
+
+@dataclass
 class Timings:
     """Wall seconds of one evaluation: per method (model inference / baseline), and the rest."""
 
@@ -57,10 +67,6 @@ class Timings:
     def overhead_fraction(self) -> float:
         """Share of the total spent outside model inference and baselines."""
         return 1.0 - sum(self.methods.values()) / self.total if self.total > 0 else float("nan")
-
-
-LAST_TIMINGS = Timings()
-"""Timings of the latest :func:`evaluate` call in this process (read by the benchmark)."""
 
 
 def resolve_device(name: str) -> torch.device:
@@ -127,12 +133,15 @@ def evaluate(
     checkpoints: Sequence[str | os.PathLike] = (),
     baselines: Sequence[str] | None = None,
     out: str | os.PathLike | None = None,
+    *,
+    timings: Timings | None = None,
 ) -> Path:
     """Score checkpoints and baselines on ``cfg.evaluate.split`` of ``cfg.data.store``.
 
     ``baselines`` / ``out`` default to ``cfg.evaluate.baselines`` / ``cfg.evaluate.out``.
     Writes report.json, report.md, csi_vs_lead.png, errors_vs_lead.png, example.png and
-    config.yaml into ``out``, prints the main table, and returns ``out``.
+    config.yaml into ``out``, prints the main table, and returns ``out``. ``timings``, when
+    given, is filled with where the time went (for the benchmark).
     """
     t_start = time.perf_counter()
     ecfg = cfg.evaluate
@@ -165,32 +174,24 @@ def evaluate(
     device = resolve_device(ecfg.device)
     paths = [Path(p) for p in checkpoints]
     loaded = [load_model(p, meta, device) for p in paths]
-    methods: dict[str, tuple[str, str, object]] = {}
-    for label, path, (_, method) in zip(
-        method_labels([n for n, _ in loaded], paths), paths, loaded
-    ):
-        methods[label] = ("model", str(path), method)
-    for name, method in build_baselines(baselines, ecfg.extrapolation_frames).items():
-        source = (
-            "last input repeated"
-            if name == "persistence"
-            else (
-                f"pysteps LK motion from the last {ecfg.extrapolation_frames} inputs + semi-Lagrangian "
-                "extrapolation, gray levels (dBZ), outval 0"
-            )
-        )
-        methods[name] = ("baseline", source, method)
+    labels = method_labels([name for name, _ in loaded], paths)
+    methods = {
+        label: Method("model", str(path), forecast)
+        for label, path, (_, forecast) in zip(labels, paths, loaded)
+    }
+    for name, forecast in build_baselines(baselines, ecfg.extrapolation_frames).items():
+        methods[name] = Method("baseline", describe(name, ecfg.extrapolation_frames), forecast)
     if not methods:
         raise UserError("nothing to evaluate: give --checkpoint and/or --baselines")
 
     step = frame_minutes(meta)
-    timings = Timings(methods={name: 0.0 for name in methods})
+    timings = timings if timings is not None else Timings()
+    timings.methods = {name: 0.0 for name in methods}
     accs, example = _score(meta, starts, methods, scale, cfg, device, step, timings)
 
     t0 = time.perf_counter()
     results = {
-        name: MethodResult(accs[name].result(), kind, source)
-        for name, (kind, source, _) in methods.items()
+        name: MethodResult(accs[name].result(), m.kind, m.source) for name, m in methods.items()
     }
     run = RunInfo(
         store=str(meta.path),
@@ -208,19 +209,17 @@ def evaluate(
         out, cfg, results, run, example[1], scale, lead_indices(ecfg.example_leads_min, step, n_out)
     )
     timings.writing = time.perf_counter() - t0
-    Console(highlight=False).print(
-        terminal_table(results, run)
-    )  # the result: stdout, even if quiet
+    table = terminal_table(results, run)
+    Console(highlight=False).print(table)  # the result, on stdout (also with --quiet)
     info(f"evaluate: wrote report.json, report.md and {len(PLOTS)} plots to {out}")
     timings.total = time.perf_counter() - t_start
-    LAST_TIMINGS.__dict__.update(timings.__dict__)
     return out
 
 
 def _score(
     meta: StoreMeta,
     starts: np.ndarray,
-    methods: dict[str, tuple[str, str, object]],
+    methods: dict[str, Method],
     scale: GrayScale,
     cfg: Config,
     device: torch.device,
@@ -249,9 +248,9 @@ def _score(
                 mask = masks[month_of[b0 : b0 + bs]]
                 timings.reading += time.perf_counter() - t0
                 preds = {}
-                for name, (_, _, method) in methods.items():
+                for name, method in methods.items():
                     t0 = time.perf_counter()
-                    preds[name] = method(inputs, n_out)
+                    preds[name] = method.forecast(inputs, n_out)
                     sync()
                     timings.methods[name] += time.perf_counter() - t0
                 t0 = time.perf_counter()
