@@ -141,11 +141,15 @@ def test_teacher_forcing_argument_checks(name):
 @pytest.mark.parametrize("name", NAMES)
 def test_channels_last_gives_the_same_nowcast(name):
     torch.manual_seed(0)
-    ref = build(name, tiny(name))
+    ref = build(name, tiny(name, channels_last=False))
     cl = build(name, tiny(name, channels_last=True))
     cl.load_state_dict(ref.state_dict())
     conv = next(m for m in cl.modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size[0] > 1)
     assert conv.weight.is_contiguous(memory_format=torch.channels_last)
+    ref_conv = next(
+        m for m in ref.modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size[0] > 1
+    )
+    assert not ref_conv.weight.is_contiguous(memory_format=torch.channels_last)
     x = torch.rand(2, 3, 1, 12, 8)
     assert torch.allclose(cl(x, 3), ref(x, 3), atol=1e-5)
 
@@ -286,3 +290,38 @@ def test_shipped_configs_build(path):
     if path == "demo.yaml":
         with torch.no_grad():
             assert model(torch.rand(1, 5, 1, 100, 100), 15).shape == (1, 15, 1, 100, 100)
+
+
+# --------------------------------------------------------------------------- AMP, compile
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_autocast_runs_in_reduced_precision(name):
+    """No dtype is hard-coded: under autocast (bfloat16 on CPU, the same code path as CUDA
+    AMP's float16) the convolutions run in reduced precision and the nowcast stays close."""
+    torch.manual_seed(0)
+    model = build(name, tiny(name)).train()
+    x = moving_blobs(2, 7, 8, 8)
+    ref = model(x[:, :3], 4)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        pred = model(x[:, :3], 4, x[:, 3:], torch.ones(2, 3))
+        low = model(x[:, :3], 4)
+    assert low.dtype == torch.bfloat16
+    assert float((low.float() - ref).detach().abs().max()) < 0.02
+    torch.nn.functional.mse_loss(pred.float(), x[:, 3:]).backward()
+    assert all(p.grad is not None and p.grad.dtype == p.dtype for p in model.parameters())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", NAMES)
+def test_torch_compile_matches_eager(name):
+    """torch.compile (inductor, CPU) gives the eager nowcast and gradients (30–75 s each)."""
+    torch.manual_seed(0)
+    model = build(name, tiny(name, hidden=4))
+    compiled = torch.compile(model)
+    x = moving_blobs(2, 5, 8, 8)
+    eager = model(x[:, :3], 2)
+    out = compiled(x[:, :3], 2)
+    assert torch.allclose(out, eager, atol=1e-5)
+    out.sum().backward()
+    assert all(p.grad is not None for p in model.parameters())

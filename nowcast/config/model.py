@@ -37,8 +37,9 @@ class ModelConfig(Section):
     """Space-to-depth factor: H and W of the frames must be divisible by it."""
     forget_bias: float = 1.0
     """Initial bias of every forget gate (learned afterwards); +1 keeps memories early on."""
-    channels_last: bool = False
-    """Run the convolutions in channels-last memory format (see README "Models" for when it pays)."""
+    channels_last: bool = True
+    """Run the convolutions in channels-last (NHWC) memory format: measured 1.2–1.6× faster
+    than channels-first on CPU at 64 channels (README "Models", ``scripts/bench.py models``)."""
     sampling_iters: NonNegativeInt = 50000
     """Scheduled sampling (PredRNN's linear schedule): the teacher-forcing probability falls
     linearly from 1 at step 0 to 0 at this many optimiser steps; 0 = never teacher-force.

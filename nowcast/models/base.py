@@ -125,14 +125,9 @@ class Nowcaster(nn.Module):
         b, t, c, h, w = frames.shape
         p = self.patch
         x = F.pixel_unshuffle(frames.reshape(b * t, c, h, w), p)
-        if self.channels_last:
-            # (B·T, h, w, C) storage, so that every x[:, t] is a channels-last 4-D tensor
-            x = x.contiguous(memory_format=torch.channels_last)
-        return (
-            x.reshape(b, t, c * p * p, h // p, w // p)
-            if not self.channels_last
-            else _as_5d(x, b, t)
-        )
+        if self.channels_last:  # (B·T, h, w, C) storage: every x[:, t] is channels-last 4-D
+            return _as_5d(x.contiguous(memory_format=torch.channels_last), b, t)
+        return x.reshape(b, t, c * p * p, h // p, w // p)
 
     def from_patches(self, y: Tensor) -> Tensor:
         """(B, T, p², H/p, W/p) → (B, T, 1, H, W)."""

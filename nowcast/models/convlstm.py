@@ -16,10 +16,10 @@ weight would tie the model to one grid size.
 Network: an encoder stack reads the T_in (patched) input frames; its final (H, C) states
 initialise a forecaster stack of the same depth and widths, layer by layer. As in the
 paper, the forecaster gets no frame input (its first layer has no ``conv_x``), and all
-its layers' hidden states are concatenated and passed through a 1×1 convolution (clamped to
-[0, 1], see ``Nowcaster.emit``) to give each prediction. Since no prediction is fed back, scheduled sampling does not apply
-(``feeds_predictions = False``; ``targets``/``teacher_mask`` are accepted and checked but
-change nothing).
+its layers' hidden states are concatenated and passed through a 1×1 convolution
+(clamped to [0, 1], see ``Nowcaster.emit``) to give each prediction. Since no prediction
+is fed back, scheduled sampling does not apply (``feeds_predictions = False``;
+``targets``/``teacher_mask`` are accepted and checked but change nothing).
 """
 
 from __future__ import annotations

@@ -4,8 +4,9 @@ One stack reads the T_in input frames and then its own predictions (or, under sc
 sampling, the true frames): T_in + n_out − 1 steps in all. At each step the spatiotemporal
 memory M climbs the stack bottom → top, and the top layer's M at step t−1 becomes the
 bottom layer's M^{0} at step t (the zigzag). The top hidden state goes through a 1×1
-convolution (clamped to [0, 1], see ``Nowcaster.emit``) to give the next (patched) frame; predictions start at the last
-input step. Subclasses (MIM) swap the layers and the state they carry.
+convolution (clamped to [0, 1], see ``Nowcaster.emit``) to give the next (patched)
+frame; predictions start at the last input step. Subclasses (MIM) swap the layers and
+the state they carry.
 """
 
 from __future__ import annotations
