@@ -186,6 +186,8 @@ def terminal_table(results: Mapping[str, MethodResult], info: RunInfo) -> Table:
         f"{info.lead_minutes[-1]:g} min; scores at rain ≥ threshold \\[mm/h], mean over leads",
         title_justify="left",
         box=box.SIMPLE_HEAD,
+        padding=(0, 1),
+        pad_edge=False,
     )
     table.add_column("method", style="bold", no_wrap=True)
     table.add_column("", no_wrap=True)

@@ -209,8 +209,10 @@ def evaluate(
         out, cfg, results, run, example[1], scale, lead_indices(ecfg.example_leads_min, step, n_out)
     )
     timings.writing = time.perf_counter() - t0
-    table = terminal_table(results, run)
-    Console(highlight=False).print(table)  # the result, on stdout (also with --quiet)
+    stdout = Console(highlight=False)  # the result goes to stdout, also with --quiet
+    if not stdout.is_terminal:  # a log or a pipe: do not squeeze the table into 80 columns
+        stdout = Console(highlight=False, width=120)
+    stdout.print(terminal_table(results, run))
     info(f"evaluate: wrote report.json, report.md and {len(PLOTS)} plots to {out}")
     timings.total = time.perf_counter() - t_start
     return out
