@@ -82,6 +82,13 @@ def test_unknown_model_name(tmp_path, store):
     )
 
 
+def test_best_metric_must_be_a_validation_score(tmp_path, store):
+    result = _train("--config", _config(tmp_path, store), "--set", "train.best_metric=csi@3")
+    _one_line_error(
+        result, "train.best_metric: expected one of mse, bmse, csi_mean, csi@0.5, csi@2"
+    )
+
+
 def test_cuda_requested_without_a_gpu(tmp_path, store):
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU")

@@ -16,7 +16,7 @@ from nowcast.data import WindowDataset
 from nowcast.data.toy import write_blob_store
 from nowcast.errors import UserError
 from nowcast.evaluate.scale import GrayScale
-from nowcast.models import build
+from nowcast.models import REGISTRY, build
 from nowcast.store import read_meta
 from nowcast.train import TrainingDiverged, train
 from nowcast.train.ddp import DistEnv
@@ -334,3 +334,41 @@ def test_amp_is_float32_on_the_cpu():
     cpu, cuda = torch.device("cpu"), torch.device("cuda", 0)
     assert amp_dtype("bf16", cpu) is None and amp_dtype("fp16", cpu) is None
     assert amp_dtype("off", cuda) is None and amp_dtype("fp16", cuda) is torch.float16
+
+
+@pytest.mark.skipif("predrnn" not in REGISTRY, reason="needs a network that feeds predictions back")
+def test_scheduled_sampling_masks_follow_the_step_and_the_rank(store, tmp_path):
+    cfg = tiny_config(
+        store, tmp_path / "run", batch_size=8, model={"name": "predrnn", "sampling_iters": 100}
+    )
+    trainer = Trainer(
+        cfg,
+        DistEnv(),
+        torch.device("cpu"),
+        check_inputs(cfg),
+        RunDir(tmp_path / "run", writer=False),
+    )
+    assert (
+        trainer.teacher_prob(0) == 1.0
+        and trainer.teacher_prob(25) == 0.75
+        and trainer.teacher_prob(100) == 0.0
+    )
+    assert trainer.teacher_mask(100) is None  # no teacher forcing left
+    full = trainer.teacher_mask(40)
+    assert full.shape == (8, 3) and full.dtype == torch.bool and 0 < int(full.sum()) < 24
+    assert torch.equal(trainer.teacher_mask(40), full)  # a function of (seed, step): resumable
+    assert not torch.equal(trainer.teacher_mask(41), full)
+    trainer.env = DistEnv(rank=1, world=2)  # the rows of process 1 of 2: its windows of the batch
+    assert torch.equal(trainer.teacher_mask(40), full[1::2])
+    rate = torch.stack([trainer.teacher_mask(s).float().mean() for s in range(40, 60)]).mean()
+    assert 0.4 < float(rate) < 0.7  # p ≈ 0.6 … 0.41 over these steps
+
+
+def test_deterministic_key_switches_torch_to_deterministic_algorithms(store, tmp_path):
+    try:
+        train(tiny_config(store, tmp_path / "a", steps=1, val_every=1, deterministic=True))
+        assert torch.are_deterministic_algorithms_enabled()
+        train(tiny_config(store, tmp_path / "b", steps=1, val_every=1, deterministic=False))
+        assert not torch.are_deterministic_algorithms_enabled()
+    finally:
+        torch.use_deterministic_algorithms(False)
