@@ -29,7 +29,6 @@ area is noise pixels.
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -42,6 +41,8 @@ from nowcast.preprocess.resize import area_matrix, area_resize
 CELL_FRACTION = 0.25
 #: weight of the intensity spread against the echo-frequency excess in the K-means distance
 CV_WEIGHT = 0.5
+#: features are rounded to 1/QUANTUM before clustering
+QUANTUM = 1024
 
 
 @dataclass
@@ -131,19 +132,27 @@ class ClutterRule:
 
 
 def noise_pixels(stats: MonthStats, size: int, rule: ClutterRule) -> np.ndarray:
-    """(crop, crop) bool: pixels in the noise cluster(s) of the month (see module doc)."""
+    """(crop, crop) bool: pixels in the noise cluster(s) of the month (see module doc).
+
+    The features are rounded to 1/:data:`QUANTUM` and K-means runs on the distinct rows
+    weighted by their counts (the same objective, a fraction of the points).
+    """
     X, used = features(stats, size, rule.window)
     mask = np.zeros(used.shape, dtype=bool)
-    if rule.clusters == 0 or X.shape[0] < rule.clusters:
+    if rule.clusters == 0:
         return mask
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # fewer distinct points than clusters (a dry month)
-        km = KMeans(n_clusters=rule.clusters, n_init=3, random_state=rule.seed).fit(X)
+    rows, inverse, counts = np.unique(
+        np.rint(X * QUANTUM).astype(np.int32), axis=0, return_inverse=True, return_counts=True
+    )
+    if rows.shape[0] < rule.clusters:
+        return mask  # (almost) no echo this month
+    km = KMeans(n_clusters=rule.clusters, n_init=3, random_state=rule.seed)
+    km.fit(rows / QUANTUM, sample_weight=counts)
     centres = km.cluster_centers_
     noise = np.flatnonzero(
         (centres[:, 0] >= rule.min_excess) & (centres[:, 1] <= CV_WEIGHT * rule.max_cv)
     )
-    mask[used] = np.isin(km.labels_, noise)
+    mask[used] = np.isin(km.labels_[inverse.reshape(-1)], noise)
     return mask
 
 
