@@ -243,10 +243,12 @@ class Trainer:
                         progress.update(task, loss=mean, lr=lr, sps=sps)
                         window_loss, window_steps, t0 = 0.0, 0, time.perf_counter()
                     progress.update(task, completed=st.step)
+                    paused = time.perf_counter()  # validation and checkpoints: not in samples/s
                     if st.step % tc.val_every == 0 or st.step == self.total:
                         self.validate()
                     elif st.step % tc.checkpoint_every == 0:
                         self.save(self.run.last)
+                    t0 += time.perf_counter() - paused
                     if st.step >= self.total or st.stopped_early:
                         break
 
