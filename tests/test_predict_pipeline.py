@@ -28,6 +28,7 @@ from nowcast.errors import UserError
 from nowcast.models import build
 from nowcast.predict import predict
 from nowcast.predict.pictures import FIGSIZE
+from nowcast.predict.pipeline import forecast
 from nowcast.preprocess.transform import TransformSettings, transform_frame
 
 runner = CliRunner()
@@ -343,3 +344,30 @@ def test_field_named_at_training_is_read_again(tmp_path):
         with xr.open_dataset(by_cfg) as c:
             np.testing.assert_array_equal(b.reflectivity.values, c.reflectivity.values)
             assert not np.array_equal(a.reflectivity.values, b.reflectivity.values)
+
+
+class _ThreadProbe(torch.nn.Module):
+    """Persistence that notes how many torch threads its forward ran with."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen: list[int] = []
+
+    def forward(self, inputs, n_out):
+        self.seen.append(torch.get_num_threads())
+        return inputs[:, -1:].expand(-1, n_out, -1, -1, -1)
+
+
+def test_threads_key_sets_torch_threads_for_the_call_only(case, tmp_path):
+    before = torch.get_num_threads()
+    probe = _ThreadProbe()
+    frames = np.zeros((3, 8, 8), np.uint8)
+    frames[-1] = 255
+    gray = forecast(probe, frames, 2, threads=1)
+    assert gray.shape == (2, 8, 8) and (gray == 1).all()
+    forecast(probe, frames, 2, threads=0)
+    assert probe.seen == [1, before] and torch.get_num_threads() == before
+    # and through predict: the config key reaches the call, the setting is restored
+    root, _, ckpt = case
+    predict(config("predict.threads=1"), ckpt, [root / "in"], tmp_path / "n.nc")
+    assert torch.get_num_threads() == before

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Literal, Optional
 
-from nowcast.config.base import NonNegativeFloat, PositiveInt, Section
+from nowcast.config.base import NonNegativeFloat, NonNegativeInt, PositiveInt, Section
 
 
 class PredictConfig(Section):
@@ -27,6 +27,11 @@ class PredictConfig(Section):
     """Number of lead times to predict; null = as many as the model was trained to predict
     (the checkpoint's data.n_out). Leads beyond the trained ones are extrapolations of the
     network and are less skilful."""
+    threads: NonNegativeInt = 1
+    """CPU threads torch runs the network with during a nowcast (0 = torch's default, one per
+    core); restored afterwards. One nowcast is a chain of small convolutions at batch 1:
+    on the 2-core CI machine one thread ran the ConvLSTM 3–10× faster than two whenever
+    other work shared the cores (OpenMP threads wait on each other), and no slower idle."""
     dpi: PositiveInt = 100
     """Resolution of the PNG frames and of the GIF [dots per inch of a 6.4 × 5.2 inch figure]."""
     gif_frame_ms: PositiveInt = 500

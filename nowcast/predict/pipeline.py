@@ -171,11 +171,22 @@ def prepare(frames: Sequence[Frame], recipe: Recipe, noise_policy: str) -> Prepa
     )
 
 
-def forecast(model: torch.nn.Module, frames_u8: np.ndarray, leads: int) -> np.ndarray:
-    """(n_in, h, w) uint8 store frames → (leads, h, w) float32 gray levels in (0, 1)."""
+def forecast(
+    model: torch.nn.Module, frames_u8: np.ndarray, leads: int, threads: int = 0
+) -> np.ndarray:
+    """(n_in, h, w) uint8 store frames → (leads, h, w) float32 gray levels in [0, 1].
+
+    threads: torch CPU threads for the call (0: leave torch's setting); restored after.
+    """
     inputs = torch.from_numpy(uint8_to_gray(frames_u8))[None, :, None]
-    with torch.inference_mode():
-        out = model(inputs, leads)
+    before = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        with torch.inference_mode():
+            out = model(inputs, leads)
+    finally:
+        torch.set_num_threads(before)
     return out[0, :, 0].numpy()
 
 
@@ -224,7 +235,7 @@ def predict(
 
     clock = time.perf_counter()
     leads = pc.leads or recipe.n_out
-    gray = forecast(model, prep.frames, leads)
+    gray = forecast(model, prep.frames, leads, pc.threads)
     t.model = time.perf_counter() - clock
 
     clock = time.perf_counter()
