@@ -371,3 +371,18 @@ def test_threads_key_sets_torch_threads_for_the_call_only(case, tmp_path):
     root, _, ckpt = case
     predict(config("predict.threads=1"), ckpt, [root / "in"], tmp_path / "n.nc")
     assert torch.get_num_threads() == before
+
+
+def test_cli_unwritable_outputs_are_refused_before_any_work(case, tmp_path):
+    root, _, ckpt = case
+    (tmp_path / "dir.nc").mkdir()
+    result = _cli(ckpt, [root / "in"], tmp_path / "dir.nc")
+    assert result.exit_code == 2
+    assert (
+        result.stderr.strip()
+        == f"nowcast: error: --out: {tmp_path / 'dir.nc'} is a directory, expected a file name"
+    )
+    (tmp_path / "pngs").write_text("")
+    result = _cli(ckpt, [root / "in"], tmp_path / "n.nc", "--png", str(tmp_path / "pngs"))
+    assert result.exit_code == 2 and "--png: " in result.stderr and "is a file" in result.stderr
+    assert not (tmp_path / "n.nc").exists()

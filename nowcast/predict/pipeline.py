@@ -55,7 +55,7 @@ from nowcast.predict.pictures import render, write_gif, write_pngs
 from nowcast.predict.recipe import Recipe
 from nowcast.predict.writer import write_nowcast
 from nowcast.preprocess.crop import crop_origin
-from nowcast.preprocess.transform import TransformSettings, output_coordinates, transform_field
+from nowcast.preprocess.transform import output_coordinates, transform_field
 from nowcast.progress import track, warn
 from nowcast.units import dbz_to_rate, gray_to_uint8, uint8_to_gray
 
@@ -120,7 +120,7 @@ def read_inputs(
             held = {i: f for i, f in held.items() if i in newest}
     chosen = select_newest(times, paths, recipe.n_in, recipe.interval_minutes, tolerance_minutes)
     frames = [held[i] for i in chosen]
-    settings = TransformSettings.from_dict(recipe.preprocess)
+    settings = recipe.settings
     first = frames[0]
     for frame in frames:
         path = frame.path or Path("?")
@@ -134,7 +134,7 @@ def read_inputs(
 
 def prepare(frames: Sequence[Frame], recipe: Recipe, noise_policy: str) -> Prepared:
     """Training's per-frame transform on each frame, the output grid, the nowcast mask."""
-    settings = TransformSettings.from_dict(recipe.preprocess)
+    settings = recipe.settings
     u8, covered = [], []
     for frame in frames:
         gray, cov = transform_field(frame.dbz, settings)
@@ -204,6 +204,19 @@ def nowcast_fields(
     return dbz, rate
 
 
+def check_outputs(
+    out: str | os.PathLike, png: str | os.PathLike | None, gif: str | os.PathLike | None
+) -> None:
+    """UserError (naming the option and path) for outputs that could not be written where
+    they are asked for, checked before any work: an existing folder as ``--out`` / ``--gif``,
+    an existing file as ``--png``."""
+    for option, path in (("--out", out), ("--gif", gif)):
+        if path is not None and Path(path).is_dir():
+            raise UserError(f"{option}: {path} is a directory, expected a file name")
+    if png is not None and Path(png).exists() and not Path(png).is_dir():
+        raise UserError(f"--png: {png} is a file, expected a folder")
+
+
 def predict(
     cfg: Config,
     checkpoint: str | os.PathLike,
@@ -219,6 +232,7 @@ def predict(
     before anything is written; UserError (naming the file) on bad input.
     """
     pc = cfg.predict
+    check_outputs(out, png, gif)
     t = timings or Timings()
     clock = time.perf_counter()
     recipe = Recipe.load(checkpoint)
@@ -242,6 +256,15 @@ def predict(
     dbz, rate = nowcast_fields(gray, prep.mask, recipe)
     reference = np.datetime64(frames[-1].time, "s")
     lead_minutes = recipe.interval_minutes * np.arange(1, leads + 1)
+    t.write = time.perf_counter() - clock
+
+    clock = time.perf_counter()  # pictures are drawn before anything is written
+    images = None
+    if png is not None or gif is not None:
+        images = render(rate, reference, lead_minutes, prep.x, prep.y, pc.dpi)
+    t.pictures = time.perf_counter() - clock
+
+    clock = time.perf_counter()
     path = write_nowcast(
         out,
         dbz,
@@ -253,16 +276,14 @@ def predict(
         prep.grid_mapping,
         global_attributes(recipe, frames, prep, leads),
     )
-    t.write = time.perf_counter() - clock
+    t.write += time.perf_counter() - clock
 
     clock = time.perf_counter()
-    if png is not None or gif is not None:
-        images = render(rate, reference, lead_minutes, prep.x, prep.y, pc.dpi)
-        if png is not None:
-            write_pngs(png, images, lead_minutes)
-        if gif is not None:
-            write_gif(gif, images, pc.gif_frame_ms)
-    t.pictures = time.perf_counter() - clock
+    if images is not None and png is not None:
+        write_pngs(png, images, lead_minutes)
+    if images is not None and gif is not None:
+        write_gif(gif, images, pc.gif_frame_ms)
+    t.pictures += time.perf_counter() - clock
     return path
 
 

@@ -25,6 +25,7 @@ from nowcast.config.zr import ZRConfig
 from nowcast.errors import UserError
 from nowcast.evaluate.scale import GrayScale
 from nowcast.models import build
+from nowcast.preprocess.transform import TransformSettings
 from nowcast.store import StoreMeta
 
 
@@ -32,6 +33,7 @@ from nowcast.store import StoreMeta
 class Recipe:
     """A loaded checkpoint, checked, in the form predict uses (see module docstring).
 
+    settings: the per-frame transform's constants (gray bounds, crop, disk radius, size);
     noise_mask: (M, h, w) bool, one per month of ``months`` ('YYYY-MM');
     coverage: (h, w) bool; grid_x (w,), grid_y (h,) [m] of the training store.
     """
@@ -44,6 +46,7 @@ class Recipe:
     n_out: int
     step: int | None
     preprocess: dict[str, Any]
+    settings: TransformSettings
     scale: GrayScale
     zr: ZRConfig
     interval_minutes: float
@@ -78,6 +81,7 @@ class Recipe:
                 n_out=int(data.get("n_out", 15)),
                 step=ckpt.get("step"),
                 preprocess=pre,
+                settings=TransformSettings.from_dict(pre),
                 scale=GrayScale.from_preprocess({**pre, "zr": zr.model_dump()}, source=str(path)),
                 zr=zr,
                 interval_minutes=float(pre["interval_minutes"]),
