@@ -1,4 +1,4 @@
-"""Input selection (files, directories, globs; the newest n_in) and the checks on time and grid."""
+"""Frame selection (the newest n_in) and the checks on time, grid and data."""
 
 from __future__ import annotations
 
@@ -12,46 +12,8 @@ from nowcast.predict.inputs import (
     check_data,
     check_grid,
     check_same_grid,
-    expand_inputs,
     select_newest,
 )
-
-
-def _touch(folder: Path, *names: str) -> list[Path]:
-    folder.mkdir(parents=True, exist_ok=True)
-    out = []
-    for n in names:
-        (folder / n).write_bytes(b"x")
-        out.append(folder / n)
-    return out
-
-
-def test_expand_files_directories_and_globs(tmp_path):
-    a = _touch(tmp_path / "a", "f1.nc", "f2.h5", "README.md", ".hidden.nc", "manifest.json")
-    b = _touch(tmp_path / "b", "g1.nc", "g2.nc", "g3.hdf")
-    got = expand_inputs([tmp_path / "a", str(tmp_path / "b" / "g*.nc"), b[2], a[0]])
-    # directory: radar suffixes only, no hidden files; glob: matches; explicit file; no repeats
-    assert got == [a[0], a[1], b[0], b[1], b[2]]
-
-
-@pytest.mark.parametrize(
-    "spec, message",
-    [
-        ("missing.nc", "missing.nc: no such file or directory"),
-        ("nothing*.nc", "nothing*.nc: the pattern matches no file"),
-        ("empty", "empty: no radar files in this directory"),
-    ],
-)
-def test_expand_errors_name_the_path(tmp_path, spec, message):
-    (tmp_path / "empty").mkdir()
-    _touch(tmp_path / "empty", "notes.txt")
-    with pytest.raises(UserError, match=message.replace("*", r"\*")):
-        expand_inputs([str(tmp_path / spec)])
-
-
-def test_expand_needs_something():
-    with pytest.raises(UserError, match="--input: no input files"):
-        expand_inputs([])
 
 
 def _times(minutes, start="2024-06-01T12:00"):

@@ -1,10 +1,9 @@
-"""Which files a nowcast starts from, and the checks on them before anything runs.
+"""Which frames a nowcast starts from, and the checks on them before anything runs.
 
-``--input`` takes files, directories and globs (any mix). Every check failure is a
-:class:`~nowcast.errors.UserError` naming the file at fault, raised before any output
-is written:
+(``--input`` files, directories and globs are expanded by :func:`nowcast.io.expand_inputs`.)
+Every check failure is a :class:`~nowcast.errors.UserError` naming the file at fault,
+raised before any output is written:
 
-* a path that does not exist or a glob that matches nothing;
 * fewer frames than the model reads (``n_in``);
 * two frames at the same time (within the tolerance), or frames that are not consecutive
   at the model's interval (within the tolerance);
@@ -17,55 +16,12 @@ spacing and duplicates apply to those.
 
 from __future__ import annotations
 
-import glob
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from nowcast.errors import UserError
-
-#: file name endings taken from a directory (other files there, e.g. README.md, are ignored)
-RADAR_SUFFIXES = (".nc", ".nc4", ".cdf", ".netcdf", ".h5", ".hdf5", ".hdf")
-
-
-def expand_inputs(specs: Sequence[str | os.PathLike]) -> list[Path]:
-    """Files named by ``specs`` (files, directories, glob patterns), each once, in order given.
-
-    A directory contributes its radar files (names ending in :data:`RADAR_SUFFIXES`, not
-    hidden); a glob contributes every file it matches. Raises UserError for a path that does
-    not exist, a glob that matches no file, a directory without radar files, or no specs.
-    """
-    if not specs:
-        raise UserError("--input: no input files given")
-    found: dict[Path, None] = {}
-    for spec in specs:
-        path = Path(spec)
-        if path.is_dir():
-            files = sorted(
-                p
-                for p in path.iterdir()
-                if p.is_file()
-                and not p.name.startswith(".")
-                and p.name.lower().endswith(RADAR_SUFFIXES)
-            )
-            if not files:
-                raise UserError(
-                    f"{path}: no radar files in this directory "
-                    f"(looked for names ending in {', '.join(RADAR_SUFFIXES)})"
-                )
-        elif path.is_file():
-            files = [path]
-        elif glob.has_magic(str(spec)):
-            files = sorted(Path(p) for p in glob.glob(str(spec)) if Path(p).is_file())
-            if not files:
-                raise UserError(f"{spec}: the pattern matches no file")
-        else:
-            raise UserError(f"{path}: no such file or directory")
-        for f in files:
-            found.setdefault(f, None)
-    return list(found)
 
 
 def select_newest(
