@@ -95,3 +95,26 @@ def make_checkpoint(
             "step": 0,
         },
     )
+
+
+def cell_centres_reference(
+    coord: np.ndarray, crop: int, size: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Literal references for the output cells' coordinates along one axis.
+
+    exact: the mean of the (linear) coordinate over each cell, i.e. the midpoint of the cell's
+    edges, the crop's outer edge being half a pixel beyond its first pixel centre;
+    stepwise: the overlap-weighted mean of the crop's pixel-centre coordinates (pixel i spans
+    [i, i+1), cell j spans [j·s, (j+1)·s), s = crop/size), within half a pixel of exact.
+    """
+    start = (coord.size - crop) // 2
+    part = coord[start : start + crop]
+    step = (part[-1] - part[0]) / (crop - 1)
+    s = crop / size
+    edges = part[0] - step / 2 + np.arange(size + 1) * s * step
+    exact = (edges[:-1] + edges[1:]) / 2
+    stepwise = np.empty(size)
+    for j in range(size):
+        w = np.array([max(0.0, min(i + 1, (j + 1) * s) - max(i, j * s)) for i in range(crop)])
+        stepwise[j] = np.sum(w * part) / np.sum(w)
+    return exact, stepwise

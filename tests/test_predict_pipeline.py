@@ -16,6 +16,7 @@ from predict_support import (
     START,
     TINY_MODEL,
     blob,
+    cell_centres_reference,
     config,
     make_checkpoint,
     write_frames,
@@ -62,27 +63,6 @@ def _expected_gray(files, ckpt_path):
         return model(x, 4)[0, :, 0].double().numpy()
 
 
-def _cell_centres(coord: np.ndarray, crop: int, size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Literal references for the output cells' coordinates along one axis.
-
-    exact: the mean of the (linear) coordinate over each cell, i.e. the midpoint of the cell's
-    edges, the crop's outer edge being half a pixel beyond its first pixel centre;
-    stepwise: the overlap-weighted mean of the crop's pixel-centre coordinates (pixel i spans
-    [i, i+1), cell j spans [j·s, (j+1)·s), s = crop/size), within half a pixel of exact.
-    """
-    start = (coord.size - crop) // 2
-    part = coord[start : start + crop]
-    step = (part[-1] - part[0]) / (crop - 1)
-    s = crop / size
-    edges = part[0] - step / 2 + np.arange(size + 1) * s * step
-    exact = (edges[:-1] + edges[1:]) / 2
-    stepwise = np.empty(size)
-    for j in range(size):
-        w = np.array([max(0.0, min(i + 1, (j + 1) * s) - max(i, j * s)) for i in range(crop)])
-        stepwise[j] = np.sum(w * part) / np.sum(w)
-    return exact, stepwise
-
-
 def test_nowcast_is_the_model_on_the_training_transform(case, tmp_path):
     root, files, ckpt = case
     out = predict(config(), ckpt, [root / "in"], tmp_path / "n.nc")
@@ -104,7 +84,7 @@ def test_nowcast_is_the_model_on_the_training_transform(case, tmp_path):
         # the 100×100 cells sit inside the input grid where the centre crop was averaged
         with xr.open_dataset(files[0]) as raw:
             for name in ("x", "y"):
-                exact, stepwise = _cell_centres(raw[name].values, 330, 100)
+                exact, stepwise = cell_centres_reference(raw[name].values, 330, 100)
                 np.testing.assert_allclose(ds[name].values, exact, rtol=0, atol=1e-6)
                 assert np.abs(ds[name].values - stepwise).max() < 500.0  # half a 1 km pixel
             assert ds.crs.attrs == raw.crs.attrs

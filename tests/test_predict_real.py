@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 import xarray as xr
-from test_predict_pipeline import _cell_centres
+from predict_support import cell_centres_reference
 
 from nowcast.config import load_config
 from nowcast.io import expand_inputs, read_frame
@@ -146,7 +146,9 @@ def test_predict_on_real_folder(trained, tmp_path):
         with xr.open_dataset(first) as raw, xr.open_dataset(out) as ds:
             factor = 1000.0 if raw.x.attrs.get("units") == "km" else 1.0
             for name in ("x", "y"):
-                exact, _ = _cell_centres(raw[name].values.astype(np.float64) * factor, 330, 100)
+                exact, _ = cell_centres_reference(
+                    raw[name].values.astype(np.float64) * factor, 330, 100
+                )
                 np.testing.assert_allclose(ds[name].values, exact, rtol=0, atol=0.01)
     # the same frames give the same bytes (here named as the newest files of a glob)
     newest = sorted(folder.glob("*"))[-N_IN - 1 :]
