@@ -178,6 +178,37 @@ def test_config_cross_key_checks():
     build("convlstm", tiny("convlstm", hidden=[8, 4]))  # ConvLSTM: per-layer widths are fine
 
 
+@pytest.mark.parametrize(
+    "sets,message",
+    [
+        (["model.kernel=4"], "model.kernel: expected an odd kernel size, got 4"),
+        (
+            ["model.name=mim", "model.layers=2", "model.hidden=[8, 16]"],
+            "model.hidden: mim passes its memory between layers, so all layers need the same width",
+        ),
+        (
+            ["model.layers=3", "model.hidden=[8, 16]"],
+            "model.hidden: 2 widths given for model.layers = 3",
+        ),
+        (["model.name=unet"], "model.name: expected one of 'convlstm', 'predrnn', 'mim'"),
+    ],
+)
+def test_cli_reports_bad_model_keys(sets, message):
+    """`nowcast train` checks the model keys before touching any data: exit 2, one line."""
+    from typer.testing import CliRunner
+
+    from nowcast.cli import app
+
+    args = ["train"]
+    for item in sets:
+        args += ["--set", item]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("nowcast: error: ") and message in lines[0]
+    assert "Traceback" not in result.output
+
+
 def test_model_section_loads_from_yaml(tmp_path):
     f = tmp_path / "m.yaml"
     f.write_text("model:\n  name: convlstm\n  layers: 2\n  hidden: [16, 8]\n  patch: 2\n")
