@@ -56,6 +56,7 @@ def test_run_directory_and_checkpoint_contents(store, tmp_path):
     assert [e["step"] for e in events(run_dir, "val")] == [3, 6]  # val_every
     start = events(run_dir, "start")[0]
     assert start["device"] == "cpu" and start["amp"] == "off" and start["world_size"] == 1
+    assert start["threads"] == 1  # (the _one_thread fixture)
     meta = read_meta(store)
     last = load_checkpoint(run_dir / "checkpoints" / "last.pt")
     for key in (
@@ -372,3 +373,10 @@ def test_deterministic_key_switches_torch_to_deterministic_algorithms(store, tmp
         assert not torch.are_deterministic_algorithms_enabled()
     finally:
         torch.use_deterministic_algorithms(False)
+
+
+def test_threads_key_sets_torch_threads_for_the_run(store, tmp_path):
+    torch.set_num_threads(2)
+    run_dir = train(tiny_config(store, tmp_path / "run", steps=1, val_every=1, threads=1))
+    assert events(run_dir, "start")[0]["threads"] == 1
+    assert torch.get_num_threads() == 2  # given back after the run

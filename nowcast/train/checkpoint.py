@@ -99,6 +99,7 @@ RESUME_FREE = {
     "train.device",
     "train.amp",
     "train.deterministic",
+    "train.threads",
     "train.log_every",
     "train.val_every",
     "train.checkpoint_every",

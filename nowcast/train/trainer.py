@@ -73,10 +73,14 @@ def train(cfg: Config, resume: bool = False) -> Path:
         saved = load_checkpoint(run.last)
         ckpt_io.check_resumable(saved, cfg.model_dump(mode="json"), inputs.meta, run.last)
     init_process_group(env, device)
+    threads = torch.get_num_threads()
+    if cfg.train.threads:
+        torch.set_num_threads(cfg.train.threads)
     try:
         barrier()  # every process has checked the run folder before rank 0 writes to it
         return Trainer(cfg, env, device, inputs, run, saved).fit()
     finally:
+        torch.set_num_threads(threads)
         destroy_process_group()
 
 
@@ -195,6 +199,7 @@ class Trainer:
                 val_windows=len(self.inputs.val),
                 world_size=self.env.world,
                 device=str(self.device),
+                threads=torch.get_num_threads(),
                 amp=str(self.amp).removeprefix("torch.") if self.amp else "off",
                 parameters=sum(p.numel() for p in self.net.parameters()),
             )
