@@ -366,3 +366,28 @@ def test_cli_unwritable_outputs_are_refused_before_any_work(case, tmp_path):
     result = _cli(ckpt, [root / "in"], tmp_path / "n.nc", "--png", str(tmp_path / "pngs"))
     assert result.exit_code == 2 and "--png: " in result.stderr and "is a file" in result.stderr
     assert not (tmp_path / "n.nc").exists()
+
+
+def test_cli_checkpoint_without_usable_contents(case, tmp_path):
+    root, _, ckpt = case
+    payload = torch.load(ckpt, weights_only=False)
+    broken = dict(
+        payload,
+        preprocess={k: v for k, v in payload["preprocess"].items() if k != "interval_minutes"},
+    )
+    torch.save(broken, tmp_path / "noint.pt")
+    line = _bad(
+        tmp_path,
+        tmp_path / "noint.pt",
+        [root / "in"],
+        f"{tmp_path / 'noint.pt'}: unusable nowcast checkpoint",
+    )
+    assert "interval_minutes" in line
+    wrong = dict(payload, state_dict={k: v[..., :1] for k, v in payload["state_dict"].items()})
+    torch.save(wrong, tmp_path / "weights.pt")
+    _bad(
+        tmp_path,
+        tmp_path / "weights.pt",
+        [root / "in"],
+        f"{tmp_path / 'weights.pt'}: the weights do not fit a convlstm",
+    )
