@@ -227,3 +227,29 @@ def test_parallel_run_gives_the_same_store(synth_archive, tmp_path):
     for field in ("valid", "block", "split", "noise_mask", "coverage", "x", "y"):
         np.testing.assert_array_equal(getattr(a, field), getattr(b, field))
     assert a.preprocess == b.preprocess
+
+
+@pytest.mark.slow
+def test_joins_an_existing_dask_cluster(synth_archive, tmp_path):
+    from distributed import LocalCluster
+
+    files = sorted(synth_archive.files)[:40]
+    alone = run_preprocess(_cfg(files, tmp_path / "alone.nc"), show_summary=False)
+    with LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address=None) as cluster:
+        sets = (f"preprocess.scheduler={cluster.scheduler_address}", "preprocess.chunk_files=8")
+        joined = run_preprocess(_cfg(files, tmp_path / "joined.nc", *sets), show_summary=False)
+        assert cluster.scheduler_address.startswith("tcp://")
+    np.testing.assert_array_equal(
+        FrameReader(alone.store).read(0, 240), FrameReader(joined.store).read(0, 240)
+    )
+    assert read_meta(joined.store).valid.sum() == 40
+
+
+@pytest.mark.slow
+def test_unreachable_scheduler_is_a_user_error():
+    from nowcast.errors import UserError
+    from nowcast.preprocess.parallel import Runner
+
+    with pytest.raises(UserError, match="preprocess.scheduler: cannot connect"):
+        with Runner(0, "tcp://127.0.0.1:9"):
+            pass

@@ -58,5 +58,5 @@ class PreprocessConfig(Section):
     scheduler: Optional[str] = None
     """Address of a running dask scheduler (tcp://host:8786) to spread the work over its
     workers; overrides ``workers``."""
-    chunk_files: PositiveInt = 8
+    chunk_files: PositiveInt = 32
     """Files read and transformed per dask task."""

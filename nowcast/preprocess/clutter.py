@@ -30,10 +30,12 @@ area is noise pixels.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import scipy.ndimage as ndi
 from sklearn.cluster import KMeans
+from threadpoolctl import threadpool_limits
 
 from nowcast.preprocess.resize import area_matrix, area_resize
 
@@ -53,26 +55,37 @@ class MonthStats:
     does not depend on the order in which chunks are added.
     """
 
-    u_sum: np.ndarray  # int64, Σ u over frames with data
-    u_sq: np.ndarray  # int64, Σ u² over frames with data
-    echo: np.ndarray  # int32, frames with u ≥ 1
-    count: np.ndarray  # int32, frames with data
+    u_sum: np.ndarray  # Σ u over frames with data
+    u_sq: np.ndarray  # Σ u² over frames with data
+    echo: np.ndarray  # frames with u ≥ 1
+    count: np.ndarray  # frames with data
     frames: int = 0
 
     @classmethod
     def zeros(cls, n: int) -> MonthStats:
+        """Empty 32-bit sums (enough for a chunk of files; see :meth:`widened`)."""
         z = np.zeros((n, n), np.int32)
-        return cls(np.zeros((n, n), np.int64), np.zeros((n, n), np.int64), z, z.copy(), 0)
+        return cls(z, z.copy(), z.copy(), z.copy(), 0)
 
     def add_frame(self, gray: np.ndarray) -> None:
         """Add one frame's gray level on the crop, (crop, crop) float, NaN = no data."""
         ok = ~np.isnan(gray)
-        u = np.rint(np.where(ok, gray, np.float32(0)) * np.float32(255)).astype(np.int32)
+        u = np.rint(np.where(ok, gray, np.float32(0)) * np.float32(255)).astype(np.uint8)
         self.u_sum += u
-        self.u_sq += u * u
+        self.u_sq += np.square(u, dtype=np.uint16)
         self.echo += u > 0
         self.count += ok
         self.frames += 1
+
+    def widened(self) -> MonthStats:
+        """A copy with 64-bit counters (a month of 1-minute frames overflows 32 bits)."""
+        return MonthStats(
+            self.u_sum.astype(np.int64),
+            self.u_sq.astype(np.int64),
+            self.echo.astype(np.int64),
+            self.count.astype(np.int64),
+            self.frames,
+        )
 
     def merge(self, other: MonthStats) -> None:
         """Add another partial sum of the same month."""
@@ -81,6 +94,64 @@ class MonthStats:
         self.echo += other.echo
         self.count += other.count
         self.frames += other.frames
+
+
+class MonthlyStats:
+    """The running :class:`MonthStats` of every month, at most ``keep`` of them in memory.
+
+    Months not touched lately are parked as ``.npz`` files in ``folder`` (the spool), so
+    memory does not grow with the number of months in the archive.
+    """
+
+    def __init__(self, folder: Path, keep: int = 4):
+        self.folder = Path(folder)
+        self.keep = keep
+        self._live: dict[str, MonthStats] = {}
+        self._parked: set[str] = set()
+
+    @property
+    def months(self) -> set[str]:
+        return set(self._live) | self._parked
+
+    def add(self, month: str, part: MonthStats) -> None:
+        """Add a chunk's partial sums of ``month``."""
+        total = self._take(month)
+        if total is None:
+            total = part.widened()
+        else:
+            total.merge(part)
+        self._live[month] = total
+        while len(self._live) > self.keep:
+            old = next(iter(self._live))
+            st = self._live.pop(old)
+            np.savez(
+                self._file(old),
+                u_sum=st.u_sum,
+                u_sq=st.u_sq,
+                echo=st.echo,
+                count=st.count,
+                frames=st.frames,
+            )
+            self._parked.add(old)
+
+    def get(self, month: str) -> MonthStats | None:
+        """The month's total (None if no frame fell in it)."""
+        st = self._take(month)
+        if st is not None:
+            self._live[month] = st
+        return st
+
+    def _take(self, month: str) -> MonthStats | None:
+        if month in self._live:
+            return self._live.pop(month)
+        if month in self._parked:
+            self._parked.discard(month)
+            with np.load(self._file(month)) as z:
+                return MonthStats(z["u_sum"], z["u_sq"], z["echo"], z["count"], int(z["frames"]))
+        return None
+
+    def _file(self, month: str) -> Path:
+        return self.folder / f"clutter-{month}.npz"
 
 
 def features(stats: MonthStats, size: int, window: int) -> tuple[np.ndarray, np.ndarray]:
@@ -141,13 +212,17 @@ def noise_pixels(stats: MonthStats, size: int, rule: ClutterRule) -> np.ndarray:
     mask = np.zeros(used.shape, dtype=bool)
     if rule.clusters == 0:
         return mask
-    rows, inverse, counts = np.unique(
-        np.rint(X * QUANTUM).astype(np.int32), axis=0, return_inverse=True, return_counts=True
+    q = np.rint(X * QUANTUM).astype(np.int64)
+    key = (q[:, 0] + 2 * QUANTUM) * (4 * QUANTUM) + (q[:, 1] + 2 * QUANTUM)  # one int per row
+    keys, inverse, counts = np.unique(key, return_inverse=True, return_counts=True)
+    rows = np.stack(
+        [keys // (4 * QUANTUM) - 2 * QUANTUM, keys % (4 * QUANTUM) - 2 * QUANTUM], axis=-1
     )
     if rows.shape[0] < rule.clusters:
         return mask  # (almost) no echo this month
     km = KMeans(n_clusters=rule.clusters, n_init=3, random_state=rule.seed)
-    km.fit(rows / QUANTUM, sample_weight=counts)
+    with threadpool_limits(1):  # a few thousand weighted points: threads only add overhead
+        km.fit(rows / QUANTUM, sample_weight=counts)
     centres = km.cluster_centers_
     noise = np.flatnonzero(
         (centres[:, 0] >= rule.min_excess) & (centres[:, 1] <= CV_WEIGHT * rule.max_cv)

@@ -62,11 +62,10 @@ def disk_filter(field: np.ndarray, radius: float) -> np.ndarray:
     if valid.all():
         return _convolve_valid(field, radius)
     num = _convolve_valid(np.where(valid, field, np.float32(0)), radius)
-    den = _weight_sum(valid, radius)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        out = num / den
-    out[~valid[c : h - c, c : w - c] | (den <= 1e-6)] = np.nan
-    return out
+    inv_den, no_data = _weights(valid, radius)
+    num *= inv_den
+    num[no_data] = np.nan
+    return num
 
 
 def _convolve_valid(field: np.ndarray, radius: float) -> np.ndarray:
@@ -100,15 +99,24 @@ def _kernel_fft(radius: float, h: int, w: int) -> np.ndarray:
     return scipy.fft.rfft2(pad)
 
 
-_weight_cache: dict[bytes, np.ndarray] = {}
+_weight_cache: dict[bytes, tuple[np.ndarray, np.ndarray]] = {}
 
 
-def _weight_sum(valid: np.ndarray, radius: float) -> np.ndarray:
-    """Kernel weight on valid neighbours; coverage rarely changes, so results are cached."""
+def _weights(valid: np.ndarray, radius: float) -> tuple[np.ndarray, np.ndarray]:
+    """(1 / kernel weight on the valid neighbours, pixels without a value) of a coverage mask.
+
+    Coverage rarely changes from frame to frame, so results are cached by the mask's bytes.
+    """
     key = hashlib.sha1(np.packbits(valid).tobytes() + repr((valid.shape, radius)).encode()).digest()
     hit = _weight_cache.get(key)
     if hit is None:
-        hit = _convolve_valid(valid.astype(np.float32), radius)
+        c = kernel_half_width(radius)
+        h, w = valid.shape
+        den = _convolve_valid(valid.astype(np.float32), radius)
+        no_data = ~valid[c : h - c, c : w - c] | (den <= 1e-6)
+        with np.errstate(divide="ignore"):
+            inv = np.where(no_data, np.float32(0), np.float32(1) / den).astype(np.float32)
+        hit = (inv, no_data)
         if len(_weight_cache) >= 8:
             _weight_cache.pop(next(iter(_weight_cache)))
         _weight_cache[key] = hit

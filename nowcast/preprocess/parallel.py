@@ -79,7 +79,7 @@ class Runner:
         from distributed import as_completed
 
         client = self._client
-        shared = [client.scatter(a, broadcast=True) for a in args]
+        shared = [client.scatter(a, broadcast=True, hash=False) for a in args]
         pending = iter(items)
         futures = as_completed()
         for item in _take(pending, self.slots()):

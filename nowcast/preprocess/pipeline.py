@@ -14,7 +14,9 @@ A bad file stops the run with a one-line error naming it (nothing is written), u
 
 from __future__ import annotations
 
+import contextlib
 import time
+from array import array
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +27,13 @@ from nowcast.errors import UserError
 from nowcast.io.frame import BadInputFile, Frame
 from nowcast.io.paths import expand_inputs
 from nowcast.io.read import read_frames
-from nowcast.preprocess.clutter import CELL_FRACTION, CV_WEIGHT, ClutterRule, MonthStats, month_mask
+from nowcast.preprocess.clutter import (
+    CELL_FRACTION,
+    CV_WEIGHT,
+    ClutterRule,
+    MonthlyStats,
+    month_mask,
+)
 from nowcast.preprocess.crop import crop_origin
 from nowcast.preprocess.parallel import Runner
 from nowcast.preprocess.splits import assign_blocks
@@ -43,8 +51,12 @@ def preprocess(cfg: Config) -> Path:
     return run_preprocess(cfg).store
 
 
-def run_preprocess(cfg: Config, show_summary: bool = True) -> Summary:
-    """:func:`preprocess`, returning the :class:`Summary` (printed unless ``show_summary`` is false)."""
+def run_preprocess(cfg: Config, show_summary: bool = True, runner: Runner | None = None) -> Summary:
+    """:func:`preprocess`, returning the :class:`Summary` (printed unless ``show_summary`` is false).
+
+    runner: an open :class:`~nowcast.preprocess.parallel.Runner` to use instead of the one
+    ``preprocess.workers`` / ``scheduler`` describe (benchmarks reuse a warm cluster).
+    """
     t_start = time.perf_counter()
     pre = cfg.preprocess
     check_settings(cfg)
@@ -63,10 +75,12 @@ def run_preprocess(cfg: Config, show_summary: bool = True) -> Summary:
         clutter=pre.clutter_clusters > 0,
     )
     with Spool(out, pre.size) as spool:
-        times, rank, stats = _read_all(files, cfg, spec, spool, bad)
+        t_read = time.perf_counter()
+        times, rank, stats = _read_all(files, cfg, spec, spool, bad, runner, summary)
+        summary.read_seconds = time.perf_counter() - t_read
         summary.bad_files = [bad[i] for i in sorted(bad)]
         summary.frames_read = len(times)
-        if not times:
+        if not len(times):
             raise UserError(
                 f"{_where(cfg)}: empty input: none of the {len(files)} files gave a radar frame"
             )
@@ -75,7 +89,7 @@ def run_preprocess(cfg: Config, show_summary: bool = True) -> Summary:
         )
         if grid.times.size == 0:
             raise UserError(
-                f"{files[rank[0]]}: no frame lies within {pre.tolerance_minutes:g} min of a "
+                f"{files[int(rank[0])]}: no frame lies within {pre.tolerance_minutes:g} min of a "
                 f"{pre.interval_minutes}-minute grid time (preprocess.interval_minutes / tolerance_minutes)"
             )
         _report_dropped(grid, files, rank, summary)
@@ -89,7 +103,9 @@ def run_preprocess(cfg: Config, show_summary: bool = True) -> Summary:
             pre.drop_gappy_blocks,
         )
         months = sorted({month_key(t) for t in grid.times[:: grid.per_day]})
+        t_clutter = time.perf_counter()
         noise = _noise_masks(months, stats, cfg)
+        summary.clutter_seconds = time.perf_counter() - t_clutter
         x, y = output_coordinates(ref.x, ref.y, settings)
         meta = settings_json(cfg, ref)
         coverage = _write_store(
@@ -221,15 +237,25 @@ def _check_grid(frame: Frame, crop: int) -> None:
             raise BadInputFile(frame.path, f"the {name} coordinates are not evenly spaced")
 
 
-def _read_all(files: list[Path], cfg: Config, spec: TaskSpec, spool: Spool, bad: dict[int, str]):
+def _read_all(
+    files: list[Path],
+    cfg: Config,
+    spec: TaskSpec,
+    spool: Spool,
+    bad: dict[int, str],
+    runner: Runner | None,
+    summary: Summary,
+):
     """Run the chunks, spool the frames; returns (times, file rank, monthly stats)."""
     pre = cfg.preprocess
     items = [(i, str(p)) for i, p in enumerate(files)]
     chunks = [items[k : k + pre.chunk_files] for k in range(0, len(items), pre.chunk_files)]
-    times: list[np.datetime64] = []
-    rank: list[int] = []
-    stats: dict[str, MonthStats] = {}
-    with Runner(pre.workers, pre.scheduler) as runner, make_progress() as progress:
+    seconds, rank = array("q"), array("q")  # 8 bytes a frame
+    stats = MonthlyStats(spool.folder)
+    with contextlib.ExitStack() as stack:
+        if runner is None:
+            runner = stack.enter_context(Runner(pre.workers, pre.scheduler))
+        progress = stack.enter_context(make_progress())
         task = progress.add_task("preprocess: files", total=len(files))
         for result in runner.map_unordered(process_chunk, chunks, spec):
             if result.bad and not cfg.input.skip_bad:
@@ -237,35 +263,35 @@ def _read_all(files: list[Path], cfg: Config, spec: TaskSpec, spool: Spool, bad:
             bad.update(result.bad)
             for fr in result.frames:
                 spool.append(fr.frame, fr.covered)
-                times.append(fr.time)
+                seconds.append(int(np.datetime64(fr.time, "s").astype(np.int64)))
                 rank.append(fr.file)
             for month, st in result.stats.items():
-                if month in stats:
-                    stats[month].merge(st)
-                else:
-                    stats[month] = st
+                stats.add(month, st)
+            summary.task_read_seconds += result.read_seconds
+            summary.task_transform_seconds += result.transform_seconds
             progress.advance(task, result.files)
-    return times, rank, stats
+    times = np.frombuffer(seconds, dtype=np.int64).astype("datetime64[s]")
+    return times, np.frombuffer(rank, dtype=np.int64), stats
 
 
-def _report_dropped(grid: TimeGrid, files: list[Path], rank: list[int], summary: Summary) -> None:
+def _report_dropped(grid: TimeGrid, files: list[Path], rank: np.ndarray, summary: Summary) -> None:
     summary.duplicates = int(grid.duplicates.size)
     summary.off_grid = int(grid.off_grid.size)
     if grid.duplicates.size:
-        example = files[rank[int(grid.duplicates[0])]]
+        example = files[int(rank[int(grid.duplicates[0])])]
         warn(
             f"{grid.duplicates.size} duplicate frame(s) (another frame has the same grid time) "
             f"were left out, e.g. {example}"
         )
     if grid.off_grid.size:
-        example = files[rank[int(grid.off_grid[0])]]
+        example = files[int(rank[int(grid.off_grid[0])])]
         warn(
             f"{grid.off_grid.size} frame(s) lie further than the tolerance from every grid time "
             f"and were left out, e.g. {example}"
         )
 
 
-def _noise_masks(months: list[str], stats: dict[str, MonthStats], cfg: Config) -> np.ndarray:
+def _noise_masks(months: list[str], stats: MonthlyStats, cfg: Config) -> np.ndarray:
     pre = cfg.preprocess
     noise = np.zeros((len(months), pre.size, pre.size), dtype=bool)
     if pre.clutter_clusters == 0:
@@ -273,8 +299,9 @@ def _noise_masks(months: list[str], stats: dict[str, MonthStats], cfg: Config) -
     with make_progress() as progress:
         task = progress.add_task("preprocess: clutter", total=len(months))
         for i, month in enumerate(months):
-            if month in stats:
-                noise[i] = month_mask(stats[month], pre.size, ClutterRule.from_config(pre))
+            month_stats = stats.get(month)
+            if month_stats is not None:
+                noise[i] = month_mask(month_stats, pre.size, ClutterRule.from_config(pre))
             progress.advance(task)
     return noise
 

@@ -8,6 +8,7 @@ interval. In 2-D the weights are separable: ``out = A_y · field · A_xᵀ``.
 from __future__ import annotations
 
 import functools
+import hashlib
 
 import numpy as np
 import scipy.sparse
@@ -52,9 +53,27 @@ def area_resize(field: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, n
     valid = np.isfinite(field)
     if valid.all():
         return apply_area(field, size), np.ones(size, dtype=bool)
-    num = apply_area(np.where(valid, field, 0.0), size)
-    den = apply_area(valid.astype(np.float64), size)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        values = num / den
-    values[den <= 1e-12] = np.nan
-    return values, den >= 1.0 - 1e-9
+    values = apply_area(np.where(valid, field, 0.0), size)
+    inv_den, empty, covered = _weights(valid, size)
+    values *= inv_den
+    values[empty] = np.nan
+    return values, covered.copy()
+
+
+_weight_cache: dict[bytes, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+
+
+def _weights(valid: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(1 / covered share, cells with no data, fully covered cells) of a validity mask, cached."""
+    key = hashlib.sha1(np.packbits(valid).tobytes() + repr((valid.shape, size)).encode()).digest()
+    hit = _weight_cache.get(key)
+    if hit is None:
+        den = apply_area(valid.astype(np.float64), size)
+        empty = den <= 1e-12
+        with np.errstate(divide="ignore"):
+            inv = np.where(empty, 0.0, 1.0 / den)
+        hit = (inv, empty, den >= 1.0 - 1e-9)
+        if len(_weight_cache) >= 8:
+            _weight_cache.pop(next(iter(_weight_cache)))
+        _weight_cache[key] = hit
+    return hit

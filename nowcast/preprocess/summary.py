@@ -27,7 +27,11 @@ class Summary:
     masked: dict[str, int] = field(default_factory=dict)  # noise-mask cells per month
     covered_cells: int = 0
     cells: int = 0
-    seconds: float = 0.0
+    seconds: float = 0.0  # whole run
+    read_seconds: float = 0.0  # reading and transforming the files (incl. starting workers)
+    clutter_seconds: float = 0.0  # K-means masks
+    task_read_seconds: float = 0.0  # summed over tasks: reading files
+    task_transform_seconds: float = 0.0  # summed over tasks: transforming frames
 
     def lines(self) -> list[str]:
         """The summary as short lines of text."""

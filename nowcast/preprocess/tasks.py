@@ -63,6 +63,7 @@ class ChunkResult:
     bad: list[tuple[int, str]] = field(default_factory=list)  # (file index, one-line message)
     stats: dict[str, MonthStats] = field(default_factory=dict)
     files: int = 0
+    frames_read: int = 0
     read_seconds: float = 0.0
     transform_seconds: float = 0.0
 
@@ -92,6 +93,7 @@ def _process(items: list[tuple[int, str]], spec: TaskSpec) -> ChunkResult:
             continue
         t1 = time.perf_counter()
         out.read_seconds += t1 - t0
+        out.frames_read += len(frames)
         try:
             done = []
             for fr in frames:
@@ -114,6 +116,23 @@ def _process(items: list[tuple[int, str]], spec: TaskSpec) -> ChunkResult:
                     out.stats[month] = MonthStats.zeros(s.crop)
                 out.stats[month].add_frame(crop_gray)
         out.transform_seconds += time.perf_counter() - t1
+    return out
+
+
+def read_chunk(items: list[tuple[int, str]], spec: TaskSpec) -> ChunkResult:
+    """Only read ``items`` (no checks, no transform): the bare reading cost, for benchmarks."""
+    out = ChunkResult()
+    with threadpool_limits(1):
+        for index, path in items:
+            out.files += 1
+            t0 = time.perf_counter()
+            try:
+                out.frames_read += len(
+                    read_frames(path, spec.input_cfg, spec.zr, spec.interval_minutes)
+                )
+            except BadInputFile as exc:
+                out.bad.append((index, str(exc)))
+            out.read_seconds += time.perf_counter() - t0
     return out
 
 

@@ -1,0 +1,193 @@
+"""Preprocessing throughput against the bare cost of reading the same files, and peak memory.
+
+Archive: synthetic CF-netCDF reflectivity frames of 512×512 (``nowcast synth``, size 512),
+one file per 6-minute frame (full run: a month, 30 days; ``--quick``: one day).
+
+1. Throughput, in this process and with 1 and 2 dask workers (LocalCluster, one thread
+   each), on the same files, chunks and (warm) cluster:
+   * read-only: every file read into dBZ and nothing else (``tasks.read_chunk``);
+   * preprocess: the whole ``run_preprocess`` (read, transform, clutter statistics, spool,
+     K-means masks, store writing), cluster start-up excluded;
+   ratio = preprocess frames/s ÷ read-only frames/s; target ≥ 0.80 with 1 and 2 workers.
+2. Memory: ``nowcast preprocess`` of one day and of the whole archive (a month of 512×512
+   frames) in a fresh process; peak RSS of its process tree. Target < 2 GB, flat with
+   the archive's length.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+from nowcast.config import load_config
+from nowcast.config.synth import SynthConfig
+from nowcast.preprocess import run_preprocess
+from nowcast.preprocess.parallel import Runner
+from nowcast.preprocess.tasks import TaskSpec, read_chunk
+from nowcast.preprocess.transform import TransformSettings
+from nowcast.progress import set_quiet
+from nowcast.synth import synthesize
+
+TARGET_RATIO = 0.80
+TARGET_RSS_GB = 2.0
+SIZE = 512
+
+
+def run(quick: bool = False) -> None:
+    set_quiet(True)
+    days = 1 if quick else 30
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        t0 = time.perf_counter()
+        archive = synthesize(
+            SynthConfig(out=tmp / "synth", start=dt.date(2024, 6, 1), days=days, size=SIZE, seed=3)
+        )
+        files = sorted(archive.files)
+        print(
+            f"archive: {len(files)} frames of {SIZE}×{SIZE} ({days} day(s)), made in {time.perf_counter() - t0:.0f} s"
+        )
+        subset = files[: 240 if quick else 480]  # throughput on 1 (quick) or 2 days
+        _throughput(subset, tmp, quick)
+        _memory(files, tmp, days)
+
+
+# --------------------------------------------------------------------------- throughput
+
+
+def _cfg(files: list[Path], store: Path, workers: int):
+    return load_config(
+        None,
+        [f"data.store={store}", f"preprocess.workers={workers}"],
+        {"input.paths": [str(f) for f in files]},
+    )
+
+
+def _read_only(runner: Runner, files: list[Path], cfg) -> tuple[float, int]:
+    spec = TaskSpec(
+        cfg.input,
+        cfg.zr,
+        TransformSettings.from_config(cfg.preprocess),
+        cfg.preprocess.interval_minutes,
+    )
+    items = [(i, str(p)) for i, p in enumerate(files)]
+    n = cfg.preprocess.chunk_files
+    chunks = [items[k : k + n] for k in range(0, len(items), n)]
+    t0 = time.perf_counter()
+    frames = sum(r.frames_read for r in runner.map_unordered(read_chunk, chunks, spec))
+    return time.perf_counter() - t0, frames
+
+
+def _throughput(files: list[Path], tmp: Path, quick: bool) -> None:
+    repeats = 2
+    rows = []
+    for workers in (0, 1, 2):
+        cfg = _cfg(files, tmp / f"store{workers}.nc", workers)
+        with Runner(workers) as runner:
+            _read_only(
+                runner, files[:16], cfg
+            )  # warm the workers (imports, FFT plans) and the page cache
+            best_read, best_pre, summary = 0.0, 0.0, None
+            for _ in range(repeats):
+                seconds, frames = _read_only(runner, files, cfg)
+                best_read = max(best_read, frames / seconds)
+                summary = run_preprocess(cfg, show_summary=False, runner=runner)
+                best_pre = max(best_pre, summary.frames_read / summary.seconds)
+        per = summary.frames_read
+        rows.append(
+            (
+                workers,
+                best_read,
+                best_pre,
+                best_pre / best_read,
+                1e3 * summary.task_read_seconds / per,
+                1e3 * summary.task_transform_seconds / per,
+                summary.clutter_seconds,
+            )
+        )
+    print(
+        f"\nthroughput on {len(files)} files (best of {repeats}); target: preprocess ≥ {TARGET_RATIO:.0%} of read-only with 1 and 2 workers"
+    )
+    print(
+        f"{'workers':>8} {'read-only fr/s':>15} {'preprocess fr/s':>16} {'ratio':>6} {'in-task read ms':>16} {'transform ms':>13} {'K-means s':>10}"
+    )
+    for w, r, p, ratio, rd, tr, km in rows:
+        label = "in-proc" if w == 0 else str(w)
+        print(f"{label:>8} {r:>15.1f} {p:>16.1f} {ratio:>6.2f} {rd:>16.1f} {tr:>13.1f} {km:>10.1f}")
+    for w, _, _, ratio, *_ in rows:
+        if w:
+            verdict = "meets" if ratio >= TARGET_RATIO else "MISSES"
+            print(
+                f"preprocess with {w} worker(s): {ratio:.0%} of read-only throughput ({verdict} the ≥ {TARGET_RATIO:.0%} target)"
+            )
+
+
+# --------------------------------------------------------------------------- memory
+
+_CHILD = textwrap.dedent(
+    """
+    import json, sys, threading, time
+    import psutil
+    from nowcast.config import load_config
+    from nowcast.preprocess import run_preprocess
+    from nowcast.progress import set_quiet
+
+    def main():
+        set_quiet(True)
+        files, store, workers = json.loads(sys.argv[1])
+        me = psutil.Process()
+        peak = [0]
+        done = threading.Event()
+
+        def sample():
+            while not done.is_set():
+                procs = [me] + me.children(recursive=True)
+                total = 0
+                for p in procs:
+                    try:
+                        total += p.memory_info().rss
+                    except psutil.Error:
+                        pass
+                peak[0] = max(peak[0], total)
+                time.sleep(0.2)
+
+        threading.Thread(target=sample, daemon=True).start()
+        cfg = load_config(None, [f"data.store={store}", f"preprocess.workers={workers}"], {"input.paths": files})
+        summary = run_preprocess(cfg, show_summary=False)
+        done.set()
+        print(json.dumps({"peak": peak[0], "frames": summary.frames_read, "seconds": summary.seconds}))
+
+    if __name__ == "__main__":
+        main()
+    """
+)
+
+
+def _memory(files: list[Path], tmp: Path, days: int) -> None:
+    script = tmp / "child.py"
+    script.write_text(_CHILD)
+    runs = [("1 day", files[:240], 0)]
+    if days > 1:
+        runs += [(f"{days} days", files, 0), (f"{days} days, 2 workers", files, 2)]
+    print(
+        f"\npeak memory of `preprocess` (process tree RSS); target < {TARGET_RSS_GB:g} GB for a month of {SIZE}×{SIZE} frames"
+    )
+    print(f"{'archive':>20} {'frames':>7} {'seconds':>8} {'peak RSS GB':>12}")
+    peaks = []
+    for label, subset, workers in runs:
+        arg = json.dumps([[str(f) for f in subset], str(tmp / "mem.nc"), workers])
+        proc = subprocess.run(
+            [sys.executable, str(script), arg], capture_output=True, text=True, check=True
+        )
+        res = json.loads(proc.stdout.strip().splitlines()[-1])
+        gb = res["peak"] / 1e9
+        peaks.append(gb)
+        print(f"{label:>20} {res['frames']:>7} {res['seconds']:>8.0f} {gb:>12.2f}")
+    worst = max(peaks)
+    verdict = "meets" if worst < TARGET_RSS_GB else "MISSES"
+    print(f"peak RSS {worst:.2f} GB ({verdict} the < {TARGET_RSS_GB:g} GB target)")
