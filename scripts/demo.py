@@ -97,6 +97,7 @@ def main() -> None:
         )
         ran = ran and nowcast(
             "predict",
+            *cfg,
             "--checkpoint",
             str(OUT / "run" / "checkpoints" / "best.pt"),
             "--input",
