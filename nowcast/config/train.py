@@ -75,6 +75,10 @@ class TrainConfig(Section):
     """Append a training line (mean loss, lr, samples/s) to metrics.jsonl every this many steps."""
     seed: int = 0
     """Seed of the weights, the shuffling and the scheduled-sampling draws."""
+    init_from: Optional[Path] = None
+    """Checkpoint whose weights start the run (fine-tuning, e.g. on real radar after synthetic
+    pretraining); its model must have the same name and size. The optimiser, LR schedule,
+    step and best score start afresh (null: weights from ``seed``)."""
     deterministic: bool = False
     """Use only deterministic algorithms (torch.use_deterministic_algorithms; slower on GPUs)."""
     device: Literal["auto", "cpu", "cuda"] = "auto"

@@ -3,7 +3,7 @@
 Checked in this order (each a UserError naming the key or file): the model name, the
 store (exists, is a store, has a gray scale), the grid against ``model.patch``, windows in
 the train and val splits, the batch size against the training windows and the number of
-processes, the device.
+processes, the device, the starting weights (``train.init_from``).
 """
 
 from __future__ import annotations
@@ -12,11 +12,12 @@ from dataclasses import dataclass
 
 import torch
 
+from nowcast.checkpoint import load_checkpoint
 from nowcast.config import Config
 from nowcast.data import WindowDataset, open_split
 from nowcast.errors import UserError
 from nowcast.evaluate.scale import GrayScale
-from nowcast.models import check_config
+from nowcast.models import build, check_config
 from nowcast.store import StoreMeta, read_meta
 from nowcast.train.ddp import DistEnv
 
@@ -29,6 +30,7 @@ class TrainInputs:
     train: WindowDataset
     val: WindowDataset
     scale: GrayScale
+    init_weights: dict[str, torch.Tensor] | None = None  # train.init_from's weights
 
 
 def check_inputs(cfg: Config, env: DistEnv | None = None) -> TrainInputs:
@@ -57,7 +59,32 @@ def check_inputs(cfg: Config, env: DistEnv | None = None) -> TrainInputs:
         raise UserError(
             f"train.batch_size: {bs} is more than the {len(train)} training windows of {meta.path}"
         )
-    return TrainInputs(meta=meta, train=train, val=val, scale=scale)
+    init = load_init_weights(cfg) if cfg.train.init_from is not None else None
+    return TrainInputs(meta=meta, train=train, val=val, scale=scale, init_weights=init)
+
+
+def load_init_weights(cfg: Config) -> dict[str, torch.Tensor]:
+    """The weights of ``train.init_from``, checked to fit ``cfg.model`` (UserError naming the
+    key and file: not a checkpoint, another model, another size)."""
+    path = cfg.train.init_from
+    try:
+        payload = load_checkpoint(path)
+    except UserError as exc:
+        raise UserError(f"train.init_from: {exc}") from None
+    name = str(payload["model_name"])
+    if name != cfg.model.name:
+        raise UserError(
+            f"train.init_from: {path} holds a {name} model, not the {cfg.model.name} of model.name"
+        )
+    try:
+        build(name, cfg.model).load_state_dict(payload["state_dict"])
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise UserError(
+            f"train.init_from: {path}: its weights do not fit a {name} sized by this config's "
+            f"model section ({first})"
+        ) from None
+    return payload["state_dict"]
 
 
 def pick_device(name: str, env: DistEnv) -> torch.device:

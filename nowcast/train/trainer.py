@@ -137,6 +137,8 @@ class Trainer:
         self.net = build(cfg.model.name, cfg.model).to(device)
         if saved is not None:
             self.net.load_state_dict(saved["state_dict"])
+        elif inputs.init_weights is not None:  # fine-tuning: train.init_from's weights
+            self.net.load_state_dict(inputs.init_weights)
         self.model = self.net
         if env.distributed:
             ids = [device.index] if device.type == "cuda" else None
@@ -202,6 +204,7 @@ class Trainer:
                 threads=torch.get_num_threads(),
                 amp=str(self.amp).removeprefix("torch.") if self.amp else "off",
                 parameters=sum(p.numel() for p in self.net.parameters()),
+                init_from=str(self.tc.init_from) if self.tc.init_from else None,
             )
             st.persistence = self.evaluate(persistence(self.n_out))
             run.log("baseline", 0, method="persistence", **st.persistence)
