@@ -200,3 +200,10 @@ def test_config_file_paths_and_store(archive, tmp_path):
     result = runner.invoke(app, ["preprocess", "-q", "--config", str(cfg)])
     assert result.exit_code == 0, result.output
     assert read_meta(tmp_path / "cfg_store.nc").valid.sum() == 3
+
+
+def test_output_where_nothing_can_be_written(archive, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("a file where a folder should be")
+    result = _run("--input", str(archive), "--output", str(blocker / "s.nc"))
+    _assert_one_line_error(result, str(blocker / "s.nc"), "cannot write there")

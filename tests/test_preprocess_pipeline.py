@@ -25,6 +25,7 @@ from nowcast.preprocess import (
 from nowcast.preprocess.clutter import ClutterRule, month_mask
 from nowcast.preprocess.crop import central_crop
 from nowcast.preprocess.resize import area_resize
+from nowcast.preprocess.splits import day_labels
 from nowcast.preprocess.tasks import TaskSpec, process_chunk
 from nowcast.progress import set_quiet
 from nowcast.store import FrameReader, read_meta, window_starts
@@ -192,6 +193,9 @@ def test_settings_reach_the_store(synth_archive, tmp_path):
         "preprocess.tolerance_minutes=0.5",
         "preprocess.chunk_files=5",
         "zr.a=58.53",
+        "preprocess.seed=3",
+        "data.n_in=2",
+        "data.n_out=8",
     ]
     summary = run_preprocess(_cfg(files, tmp_path / "s.nc", *sets), show_summary=False)
     meta = read_meta(tmp_path / "s.nc")
@@ -208,6 +212,14 @@ def test_settings_reach_the_store(synth_archive, tmp_path):
     assert set(np.unique(meta.split[meta.split >= 0])) <= {0, 2}  # no val blocks with 1/0/1
     # gappy blocks are kept: all 8 blocks of the day have a split (blocks 4–7 have no frame)
     assert summary.blocks["train"] + summary.blocks["test"] == 8 and summary.blocks_dropped == 0
+    # the day's blocks are labelled by the seeded draw of that day
+    labels = day_labels(meta.times[0], 8, [1, 0, 1], 3)
+    np.testing.assert_array_equal(meta.split[meta.block >= 0][::30], labels)
+    # windows of data.n_in + data.n_out frames are counted in the summary
+    assert summary.window_frames == 10 and meta.preprocess["window_frames"] == 10
+    for name in ("train", "val", "test"):
+        assert summary.windows[name] == window_starts(meta, name, 10).size
+    assert summary.windows["train"] + summary.windows["test"] > 0
 
 
 @pytest.mark.slow

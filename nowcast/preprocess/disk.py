@@ -7,11 +7,12 @@ pixel inside the circle of radius ``r`` centred on the middle pixel, normalised 
 from __future__ import annotations
 
 import functools
-import hashlib
 import math
 
 import numpy as np
 import scipy.fft
+
+from nowcast.preprocess.maskcache import MaskCache
 
 
 @functools.lru_cache(maxsize=16)
@@ -99,28 +100,18 @@ def _kernel_fft(radius: float, h: int, w: int) -> np.ndarray:
     return scipy.fft.rfft2(pad)
 
 
-_weight_cache: dict[bytes, tuple[np.ndarray, np.ndarray]] = {}
+def _compute_weights(valid: np.ndarray, radius: float) -> tuple[np.ndarray, np.ndarray]:
+    """(1 / kernel weight on the valid neighbours, pixels without a value) of a coverage mask."""
+    c = kernel_half_width(radius)
+    h, w = valid.shape
+    den = _convolve_valid(valid.astype(np.float32), radius)
+    no_data = ~valid[c : h - c, c : w - c] | (den <= 1e-6)
+    with np.errstate(divide="ignore"):
+        inv = np.where(no_data, np.float32(0), np.float32(1) / den).astype(np.float32)
+    return inv, no_data
 
 
-def _weights(valid: np.ndarray, radius: float) -> tuple[np.ndarray, np.ndarray]:
-    """(1 / kernel weight on the valid neighbours, pixels without a value) of a coverage mask.
-
-    Coverage rarely changes from frame to frame, so results are cached by the mask's bytes.
-    """
-    key = hashlib.sha1(np.packbits(valid).tobytes() + repr((valid.shape, radius)).encode()).digest()
-    hit = _weight_cache.get(key)
-    if hit is None:
-        c = kernel_half_width(radius)
-        h, w = valid.shape
-        den = _convolve_valid(valid.astype(np.float32), radius)
-        no_data = ~valid[c : h - c, c : w - c] | (den <= 1e-6)
-        with np.errstate(divide="ignore"):
-            inv = np.where(no_data, np.float32(0), np.float32(1) / den).astype(np.float32)
-        hit = (inv, no_data)
-        if len(_weight_cache) >= 8:
-            _weight_cache.pop(next(iter(_weight_cache)))
-        _weight_cache[key] = hit
-    return hit
+_weights = MaskCache(_compute_weights)
 
 
 def _square_in_disk(r: float, x1: float, x2: float, y1: float, y2: float) -> float:

@@ -137,7 +137,7 @@ def run_preprocess(cfg: Config, show_summary: bool = True, runner: Runner | None
 
 def window_length(cfg: Config) -> int:
     """Frames per training window: data.n_in + data.n_out (5 + 15 by default)."""
-    return int(getattr(cfg.data, "n_in", 5)) + int(getattr(cfg.data, "n_out", 15))
+    return cfg.data.n_in + cfg.data.n_out
 
 
 def check_settings(cfg: Config) -> None:

@@ -8,10 +8,11 @@ interval. In 2-D the weights are separable: ``out = A_y · field · A_xᵀ``.
 from __future__ import annotations
 
 import functools
-import hashlib
 
 import numpy as np
 import scipy.sparse
+
+from nowcast.preprocess.maskcache import MaskCache
 
 
 @functools.lru_cache(maxsize=16)
@@ -60,20 +61,15 @@ def area_resize(field: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, n
     return values, covered.copy()
 
 
-_weight_cache: dict[bytes, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+def _compute_weights(
+    valid: np.ndarray, size: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(1 / covered share, cells with no data, fully covered cells) of a validity mask."""
+    den = apply_area(valid.astype(np.float64), size)
+    empty = den <= 1e-12
+    with np.errstate(divide="ignore"):
+        inv = np.where(empty, 0.0, 1.0 / den)
+    return inv, empty, den >= 1.0 - 1e-9
 
 
-def _weights(valid: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(1 / covered share, cells with no data, fully covered cells) of a validity mask, cached."""
-    key = hashlib.sha1(np.packbits(valid).tobytes() + repr((valid.shape, size)).encode()).digest()
-    hit = _weight_cache.get(key)
-    if hit is None:
-        den = apply_area(valid.astype(np.float64), size)
-        empty = den <= 1e-12
-        with np.errstate(divide="ignore"):
-            inv = np.where(empty, 0.0, 1.0 / den)
-        hit = (inv, empty, den >= 1.0 - 1e-9)
-        if len(_weight_cache) >= 8:
-            _weight_cache.pop(next(iter(_weight_cache)))
-        _weight_cache[key] = hit
-    return hit
+_weights = MaskCache(_compute_weights)

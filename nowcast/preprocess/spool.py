@@ -14,13 +14,18 @@ from pathlib import Path
 
 import numpy as np
 
+from nowcast.errors import UserError
+
 
 class Spool:
     """Append-only frames ``(size, size)`` uint8 with their coverage ``(size, size)`` bool."""
 
     def __init__(self, beside: Path, size: int):
-        beside.parent.mkdir(parents=True, exist_ok=True)
-        self.folder = Path(tempfile.mkdtemp(prefix=f".{beside.name}.spool-", dir=beside.parent))
+        try:
+            beside.parent.mkdir(parents=True, exist_ok=True)
+            self.folder = Path(tempfile.mkdtemp(prefix=f".{beside.name}.spool-", dir=beside.parent))
+        except OSError as exc:
+            raise UserError(f"{beside}: cannot write there: {exc.strerror or exc}") from None
         self.size = size
         self.count = 0
         self._frames = open(self.folder / "frames.u8", "wb")
