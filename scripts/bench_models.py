@@ -10,16 +10,18 @@ same run by a plain ``conv2d`` of the models' dominant shape (hidden → 4·hidd
 5×5, on the 25×25 patched grid, channels-last like the models; forward + backward at
 the training batch for training, forward at batch 1 for inference). Also the
 channels-first / channels-last time ratio.
-Times are the best of a few repetitions (a full-size training step: one). Each model's
-conv2d reference is timed before, between and after its timings (best kept), and
-everything runs on one thread (the machine is shared; with two threads other users' load
-turns times into noise). The main columns are measured in channels-last (the default,
-``model.channels_last``); the CL columns compare both memory formats on a shorter run
-(5 → 3, batch 2: a full-size training step takes a minute or more on one core).
+
+The machine is shared, so the load changes during a run: model and reference timings
+alternate, and each column is the median of its timings. Everything runs on one thread
+(with two, other users' processes make OpenMP threads spin and times become noise). The
+main columns are measured in channels-last (the default, ``model.channels_last``); the CL
+columns compare both memory formats on a shorter run (5 → 3, batch 2), since a full-size
+training step takes 10–60 s on one core.
 """
 
 from __future__ import annotations
 
+import statistics
 import time
 from collections.abc import Callable
 
@@ -31,89 +33,110 @@ from nowcast.config.model import ModelConfig
 from nowcast.models import REGISTRY, build
 
 TARGET = 0.70
-#: one thread for the models and the reference alike: on the shared 2-core machine two
-#: OpenMP threads spin against the other users' processes and times become noise
+#: one thread for the models and the reference alike (see the module docstring)
 THREADS = 1
+SIZE, T_IN, KERNEL, PATCH = 100, 5, 5, 4
+
+Timer = Callable[[], None]
 
 
-def best_time(fn: Callable[[], object], reps: int, warmup: int = 1) -> float:
-    """Best wall time of ``reps`` calls of ``fn`` after ``warmup`` untimed calls (seconds)."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
+def seconds(fn: Timer) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
 
 
-def count_flops(fn: Callable[[], object]) -> int:
+def alternate(timers: list[Timer], rounds: int, warmup: bool = True) -> list[float]:
+    """Median seconds of each timer, the timers called in turn ``rounds`` times."""
+    if warmup:
+        for fn in timers:
+            fn()
+    times: list[list[float]] = [[] for _ in timers]
+    for _ in range(rounds):
+        for fn, ts in zip(timers, times, strict=True):
+            ts.append(seconds(fn))
+    return [statistics.median(ts) for ts in times]
+
+
+def count_flops(fn: Timer) -> int:
     with FlopCounterMode(display=False) as fc:
         fn()
     return fc.get_total_flops()
 
 
-def model_flops(cfg: ModelConfig, t_in: int, n_out: int, size: int) -> tuple[int, int]:
+def model_flops(cfg: ModelConfig, n_out: int) -> tuple[int, int]:
     """(forward, forward + backward) FLOPs for one sample, counted on the meta device."""
     model = build(cfg.name, cfg).to("meta")
-    x = torch.zeros(1, t_in, 1, size, size, device="meta")
-    fwd = count_flops(lambda: model(x, n_out))
-    train = count_flops(lambda: model(x, n_out).sum().backward())
-    return fwd, train
+    x = torch.zeros(1, T_IN, 1, SIZE, SIZE, device="meta")
+    return (
+        count_flops(lambda: model(x, n_out)),
+        count_flops(lambda: model(x, n_out).sum().backward()),
+    )
 
 
-def conv_reference(
-    hidden: int, kernel: int, grid: int, batch: int, reps: int
-) -> tuple[float, float]:
-    """FLOP/s of a plain conv2d hidden → 4·hidden: (forward+backward at ``batch``, forward at 1)."""
-    w = torch.randn(4 * hidden, hidden, kernel, kernel, requires_grad=True)
-    xb = torch.randn(batch, hidden, grid, grid, requires_grad=True)
-    x1 = torch.randn(1, hidden, grid, grid)
-    pad = kernel // 2
-    n = 8  # several convs per timing, as a model step has
-
-    def train() -> None:
-        for _ in range(n):
-            F.conv2d(xb, w, padding=pad).sum().backward()
-
-    def infer() -> None:
-        with torch.no_grad():
-            for _ in range(n):
-                F.conv2d(x1, w, padding=pad)
-
-    train_flops = count_flops(train)
-    infer_flops = count_flops(infer)
-    return train_flops / best_time(train, reps), infer_flops / best_time(infer, reps)
-
-
-def measure(
-    cfg: ModelConfig, batch: int, t_in: int, n_out: int, size: int, reps: int, train: bool
-) -> dict[str, float]:
-    """Seconds per training step (``train``; best of ``reps``, no warm-up: a full-size step
-    takes long enough) and per single nowcast (best of ``reps`` after one warm-up)."""
+def model_timers(cfg: ModelConfig, batch: int, n_out: int) -> tuple[Timer, Timer]:
+    """(one training step at ``batch``, one nowcast at batch 1) of a fresh model."""
     torch.manual_seed(0)
     model = build(cfg.name, cfg)
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
-    x = torch.rand(batch, t_in + n_out, 1, size, size)
-    inputs, targets = x[:, :t_in], x[:, t_in:]
+    x = torch.rand(batch, T_IN + n_out, 1, SIZE, SIZE)
+    inputs, targets = x[:, :T_IN], x[:, T_IN:]
 
     def step() -> None:
+        model.train()
         opt.zero_grad(set_to_none=True)
         F.mse_loss(model(inputs, n_out), targets).backward()
         opt.step()
 
     def nowcast() -> None:
+        model.eval()
         with torch.no_grad():
             model(inputs[:1], n_out)
 
-    out = {}
-    if train:
-        model.train()
-        out["train_s"] = best_time(step, reps, warmup=0)
-    model.eval()
-    out["infer_s"] = best_time(nowcast, reps)
-    return out
+    return step, nowcast
+
+
+def reference_timers(hidden: int, batch: int, train_flops: float, infer_flops: float) -> tuple:
+    """Plain conv2d hidden → 4·hidden, 5×5, on the patched grid, channels-last: (forward +
+    backward at ``batch``, forward at batch 1, the FLOPs of each timer). Each timer repeats
+    the conv until it does about ``train_flops`` | ``infer_flops``, so that it runs about
+    as long as the model timing it is compared with: on a machine with bursty load a much
+    shorter timing fits into quiet spells more often and looks faster."""
+    cl, grid = torch.channels_last, SIZE // PATCH
+    w = torch.randn(4 * hidden, hidden, KERNEL, KERNEL).contiguous(memory_format=cl)
+    w.requires_grad_(True)
+    xb = torch.randn(batch, hidden, grid, grid).contiguous(memory_format=cl).requires_grad_(True)
+    x1 = torch.randn(1, hidden, grid, grid).contiguous(memory_format=cl)
+    pad = KERNEL // 2
+
+    def train_once() -> None:
+        F.conv2d(xb, w, padding=pad).sum().backward()
+
+    def infer_once() -> None:
+        with torch.no_grad():
+            F.conv2d(x1, w, padding=pad)
+
+    n_train = max(8, round(train_flops / count_flops(train_once)))
+    n_infer = max(8, round(infer_flops / count_flops(infer_once)))
+
+    def train() -> None:
+        for _ in range(n_train):
+            train_once()
+
+    def infer() -> None:
+        for _ in range(n_infer):
+            infer_once()
+
+    return train, infer, count_flops(train), count_flops(infer)
+
+
+def memory_format_ratio(cfg: ModelConfig, rounds: int) -> tuple[float, float]:
+    """(train, inference) median time channels-first ÷ channels-last at 5 → 3, batch 2
+    (> 1: channels-last is faster), the two formats timed alternately."""
+    cf_step, cf_now = model_timers(cfg.model_copy(update={"channels_last": False}), 2, 3)
+    cl_step, cl_now = model_timers(cfg.model_copy(update={"channels_last": True}), 2, 3)
+    a, b, c, d = alternate([cf_step, cl_step, cf_now, cl_now], rounds)
+    return a / b, c / d
 
 
 def run(quick: bool = False) -> None:
@@ -127,32 +150,12 @@ def run(quick: bool = False) -> None:
         torch.set_flush_denormal(False)
 
 
-def memory_format_ratio(cfg: ModelConfig, batch: int, n_out: int, reps: int) -> tuple[float, float]:
-    """(train, inference) time with channels-first ÷ time with channels-last, the two
-    measured alternately; > 1: channels-last is faster."""
-    best: dict[bool, dict[str, float]] = {}
-    for _ in range(reps):
-        for cl in (False, True):
-            m = measure(cfg.model_copy(update={"channels_last": cl}), batch, 5, n_out, 100, 1, True)
-            old = best.setdefault(cl, m)
-            best[cl] = {k: min(v, old[k]) for k, v in m.items()}
-    return (
-        best[False]["train_s"] / best[True]["train_s"],
-        best[False]["infer_s"] / best[True]["infer_s"],
-    )
-
-
 def _run(quick: bool) -> None:
-    if quick:
-        layers, hidden, n_out, batch, reps = 2, 16, 3, 2, 3
-    else:
-        layers, hidden, n_out, batch, reps = 4, 64, 15, 4, 2
-    kernel, patch, size, t_in = 5, 4, 100, 5
-    grid = size // patch
-    cl_out, cl_batch = (n_out, batch) if quick else (3, 2)
+    layers, hidden, n_out, batch = (2, 16, 3, 2) if quick else (4, 64, 15, 4)
+    train_rounds, infer_rounds = (3, 5) if quick else (2, 5)
     print(
-        f"config: {layers} layers × {hidden}, {kernel}×{kernel}, patch {patch}, {size}×{size}, "
-        f"{t_in} → {n_out}, batch {batch}, channels-last; torch {torch.__version__}, "
+        f"config: {layers} layers × {hidden}, {KERNEL}×{KERNEL}, patch {PATCH}, {SIZE}×{SIZE}, "
+        f"{T_IN} → {n_out}, batch {batch}, channels-last; torch {torch.__version__}, "
         f"{THREADS} thread",
         flush=True,
     )
@@ -162,40 +165,41 @@ def _run(quick: bool) -> None:
             name=name,
             layers=layers,
             hidden=[hidden],
-            kernel=kernel,
-            patch=patch,
+            kernel=KERNEL,
+            patch=PATCH,
             channels_last=True,
         )
         params = sum(p.numel() for p in build(name, cfg).parameters())
-        fwd, trn = model_flops(cfg, t_in, n_out, size)
-        # the reference is timed before, between and after the model's timings and its
-        # best kept, so that a quiet spell on the shared machine cannot favour the model
-        refs = [conv_reference(hidden, kernel, grid, batch, 5)]
-        t = measure(cfg, batch, t_in, n_out, size, reps if quick else 1, train=True)
-        refs.append(conv_reference(hidden, kernel, grid, batch, 5))
-        t["infer_s"] = min(t["infer_s"], measure(cfg, 1, t_in, n_out, size, reps, False)["infer_s"])
-        refs.append(conv_reference(hidden, kernel, grid, batch, 5))
-        ref_train, ref_infer = (max(r[i] for r in refs) for i in (0, 1))
-        cl_train, cl_infer = memory_format_ratio(cfg, cl_batch, cl_out, 2)
-        train_flops = trn * batch / t["train_s"]
-        infer_flops = fwd / t["infer_s"]
+        fwd, trn = model_flops(cfg, n_out)
+        step, nowcast = model_timers(cfg, batch, n_out)
+        # the reference training timing lasts about a quarter of a step, the inference one
+        # about as long as a nowcast
+        ref_train, ref_infer, ref_train_flops, ref_infer_flops = reference_timers(
+            hidden, batch, trn * batch / 4, fwd
+        )
+        # a full-size step is long enough that its one-off set-up costs do not matter
+        step_s, ref_train_s = alternate([step, ref_train], train_rounds, warmup=quick)
+        infer_s, ref_infer_s = alternate([nowcast, ref_infer], infer_rounds)
+        cl_train, cl_infer = memory_format_ratio(cfg, 3)
+        train_rate, ref_train_rate = trn * batch / step_s, ref_train_flops / ref_train_s
+        infer_rate, ref_infer_rate = fwd / infer_s, ref_infer_flops / ref_infer_s
         rows.append(
             f"{name:<9}{params:>11,}{fwd / 1e9:>10.1f}{trn / 1e9:>10.1f}"
-            f"{t['train_s'] * 1e3:>10.0f}{batch / t['train_s']:>10.2f}{t['infer_s'] * 1e3:>10.0f}"
-            f"{train_flops / 1e9:>8.1f} /{ref_train / 1e9:>5.1f} = {train_flops / ref_train:>4.0%}"
-            f"{infer_flops / 1e9:>8.1f} /{ref_infer / 1e9:>5.1f} = {infer_flops / ref_infer:>4.0%}"
+            f"{step_s * 1e3:>10.0f}{batch / step_s:>10.2f}{infer_s * 1e3:>10.0f}"
+            f"{train_rate / 1e9:>8.1f} /{ref_train_rate / 1e9:>6.1f} = {train_rate / ref_train_rate:>4.0%}"
+            f"{infer_rate / 1e9:>8.1f} /{ref_infer_rate / 1e9:>6.1f} = {infer_rate / ref_infer_rate:>4.0%}"
             f"{cl_train:>9.2f}{cl_infer:>9.2f}"
         )
         print(f"  {name} done", flush=True)
     print("GFLOP fwd | trn: per sample, forward | forward + backward (convolutions and matmuls)")
-    print("train | infer GFLOP/s: model / conv2d reference = fraction (target ≥ 70 %)")
+    print(f"train | infer GFLOP/s: model / conv2d reference = fraction (target ≥ {TARGET:.0%})")
     print(
-        f"CL train | infer: channels-first time ÷ channels-last time (> 1: channels-last "
-        f"faster), at {t_in} → {cl_out}, batch {cl_batch}"
+        "CL train | infer: channels-first time ÷ channels-last time (> 1: channels-last "
+        f"faster), at {T_IN} → 3, batch 2"
     )
     print(
         f"{'model':<9}{'params':>11}{'GFLOP fwd':>10}{'GFLOP trn':>10}{'train ms':>10}"
-        f"{'samples/s':>10}{'infer ms':>10}{'train GFLOP/s':>22}{'infer GFLOP/s':>22}"
+        f"{'samples/s':>10}{'infer ms':>10}{'train GFLOP/s':>23}{'infer GFLOP/s':>23}"
         f"{'CL train':>9}{'CL infer':>9}"
     )
     for r in rows:
