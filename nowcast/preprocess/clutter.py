@@ -32,6 +32,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 import scipy.ndimage as ndi
 from sklearn.cluster import KMeans
@@ -68,13 +69,21 @@ class MonthStats:
         return cls(z, z.copy(), z.copy(), z.copy(), 0)
 
     def add_frame(self, gray: np.ndarray) -> None:
-        """Add one frame's gray level on the crop, (crop, crop) float, NaN = no data."""
-        ok = ~np.isnan(gray)
-        u = np.rint(np.where(ok, gray, np.float32(0)) * np.float32(255)).astype(np.uint8)
-        self.u_sum += u
-        self.u_sq += np.square(u, dtype=np.uint16)
-        self.echo += u > 0
-        self.count += ok
+        """Add one frame's gray level on the crop, (crop, crop) float in [0, 1], NaN = no data.
+
+        ``u = round(255·P)`` is computed in float32 (round half to even, as ``np.rint``).
+        """
+        gray = np.asarray(gray, dtype=np.float32)
+        missing = np.isnan(gray)
+        u = cv2.convertScaleAbs(gray, alpha=255.0)  # saturate(round(|255·P|)), uint8
+        if missing.any():
+            u[missing] = 0
+            self.count += ~missing
+        else:
+            self.count += 1
+        np.add(self.u_sum, u, out=self.u_sum)
+        np.add(self.u_sq, np.square(u, dtype=np.uint16), out=self.u_sq)
+        np.add(self.echo, u > 0, out=self.echo)
         self.frames += 1
 
     def widened(self) -> MonthStats:

@@ -70,13 +70,20 @@ def disk_filter(field: np.ndarray, radius: float) -> np.ndarray:
 
 
 def _convolve_valid(field: np.ndarray, radius: float) -> np.ndarray:
-    """'valid' correlation with the disk kernel (symmetric, so = convolution), by real FFT."""
+    """'valid' correlation with the disk kernel (symmetric, so = convolution), by real FFT.
+
+    Circular convolution of period n ≥ (h, w): rows/cols 2c … h−1 are free of wrap-around.
+    The 2-D transform is done axis by axis so that the inverse skips what is thrown away:
+    the row transforms run only on the h input rows and on the h − 2c output rows kept.
+    """
     h, w = field.shape
     c = kernel_half_width(radius)
-    n = (_fast_length(h), _fast_length(w))
-    out = scipy.fft.irfft2(scipy.fft.rfft2(field, s=n) * _kernel_fft(radius, *n), s=n)
-    # circular convolution of period n ≥ (h, w): rows/cols 2c … h−1 are free of wrap-around
-    return out[2 * c : h, 2 * c : w]
+    ny, nx = _fast_length(h), _fast_length(w)
+    spec = scipy.fft.rfft(field, n=nx, axis=1)  # (h, nx//2+1) complex64
+    spec = scipy.fft.fft(spec, n=ny, axis=0, overwrite_x=True)
+    spec *= _kernel_fft(radius, ny, nx)
+    spec = scipy.fft.ifft(spec, axis=0, overwrite_x=True)[2 * c : h]
+    return scipy.fft.irfft(spec, n=nx, axis=1)[:, 2 * c : w]
 
 
 def _fast_length(n: int) -> int:

@@ -3,15 +3,21 @@
 Output cell j along an axis covers input pixels [j·s, (j+1)·s) with s = n_in / n_out; its
 value is the mean of the input weighted by the overlap of each input pixel with that
 interval. In 2-D the weights are separable: ``out = A_y · field · A_xᵀ``.
+
+float64 input is resized with those exact weights (sparse products); float32 input that
+is shrunk (the per-frame transform) by OpenCV's ``INTER_AREA``, the same overlap weights
+computed in single precision (differences ~1e-7) and several times faster.
 """
 
 from __future__ import annotations
 
 import functools
 
+import cv2
 import numpy as np
 import scipy.sparse
 
+from nowcast.preprocess.cvthreads import cv2_threads
 from nowcast.preprocess.maskcache import MaskCache
 
 
@@ -32,7 +38,15 @@ def _sparse(n_in: int, n_out: int) -> scipy.sparse.csr_matrix:
 
 
 def apply_area(field: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """``A_y · field · A_xᵀ`` for a finite ``field`` (H, W) → (h, w), with sparse weights."""
+    """``A_y · field · A_xᵀ`` for a finite ``field`` (H, W) → (h, w), in ``field``'s precision.
+
+    float32 and shrinking on both axes: ``cv2.resize(INTER_AREA)`` (single-threaded);
+    otherwise float64 sparse products.
+    """
+    if field.dtype == np.float32 and field.shape[0] >= size[0] and field.shape[1] >= size[1]:
+        with cv2_threads(1):  # a 330² frame is too small to share out
+            return cv2.resize(field, (size[1], size[0]), interpolation=cv2.INTER_AREA)
+    field = np.asarray(field, dtype=np.float64)
     ay = _sparse(field.shape[0], size[0])
     ax = _sparse(field.shape[1], size[1])
     return np.asarray((ax @ (ay @ field).T).T)
@@ -48,13 +62,15 @@ def area_resize(field: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, n
 
     Returns ``(values, covered)``: values (h, w) float64 — the overlap-weighted mean of the
     finite input pixels of each cell (NaN if it has none); covered (h, w) bool — every input
-    pixel of the cell is finite.
+    pixel of the cell is finite. float32 input is averaged in float32 (see module doc).
     """
-    field = np.asarray(field, dtype=np.float64)
+    field = np.asarray(field)
+    if field.dtype != np.float32:
+        field = field.astype(np.float64)
     valid = np.isfinite(field)
     if valid.all():
-        return apply_area(field, size), np.ones(size, dtype=bool)
-    values = apply_area(np.where(valid, field, 0.0), size)
+        return apply_area(field, size).astype(np.float64), np.ones(size, dtype=bool)
+    values = apply_area(np.where(valid, field, field.dtype.type(0)), size).astype(np.float64)
     inv_den, empty, covered = _weights(valid, size)
     values *= inv_den
     values[empty] = np.nan

@@ -18,6 +18,7 @@ from nowcast.errors import UserError
 from nowcast.io.frame import BadInputFile
 from nowcast.io.read import read_frames
 from nowcast.preprocess.clutter import MonthStats
+from nowcast.preprocess.cvthreads import cv2_threads
 from nowcast.preprocess.disk import kernel_half_width
 from nowcast.preprocess.timegrid import month_key, nearest_slot
 from nowcast.preprocess.transform import TransformSettings, filter_and_resize, gray_region
@@ -75,7 +76,7 @@ def process_chunk(items: list[tuple[int, str]], spec: TaskSpec) -> ChunkResult:
     other than ``spec.grid`` or smaller than the crop) is reported in ``bad`` with a
     one-line message naming it, and contributes nothing.
     """
-    with threadpool_limits(1):  # one core per task: parallelism comes from the workers
+    with threadpool_limits(1), cv2_threads(1):  # one core per task: workers give parallelism
         return _process(items, spec)
 
 
