@@ -177,7 +177,7 @@ def _day_frames(cfg, day: dt.date, per_day: int, cover: np.ndarray, clutter_px: 
     pos_x = np.cumsum(vx) - vx[0] + rng.uniform(0, FIELD_SIZE)
     # wetness threshold: from 0.2 (widespread, ~40 % wet) to 3.2 (dry) once a day
     level = 1.7 + 1.5 * np.sin(2 * np.pi * hours / 24.0 + wet_phase)
-    theta = 2 * np.pi * hours / 12.0 + evolve_phase  # texture renews over ~3 h (a quarter turn)
+    theta = 2 * np.pi * hours / 3.0 + evolve_phase  # cells grow and decay over ~45 min
     size = cfg.size
     noise_rng = np.random.default_rng(day_seed.spawn(1)[0])
     for k in range(per_day):

@@ -9,6 +9,7 @@ A stage that is not built yet is reported as such and the demo stops there.
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import json
 import shutil
@@ -18,10 +19,10 @@ import time
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 REPO = Path(__file__).resolve().parents[1]
-OUT = REPO / "demo_out"
 CONFIG = REPO / "configs" / "demo.yaml"
 console = Console()
 
@@ -29,7 +30,7 @@ console = Console()
 def nowcast(*args: str) -> bool:
     """Run one `nowcast` command; True on success, False if its stage is not built yet."""
     cmd = [sys.executable, "-m", "nowcast", *args]
-    console.print(f"[bold cyan]$ nowcast {' '.join(args)}[/bold cyan]", highlight=False)
+    console.print(f"[bold cyan]$ nowcast {escape(' '.join(args))}[/bold cyan]", highlight=False)
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, cwd=REPO, stderr=subprocess.PIPE, text=True)
     sys.stderr.write(proc.stderr)
@@ -45,7 +46,7 @@ def nowcast(*args: str) -> bool:
 def archive_table(folder: Path) -> Table:
     manifest = json.loads((folder / "manifest.json").read_text())
     cfg = manifest["config"]
-    table = Table(title=f"synthetic archive {folder.relative_to(REPO)}")
+    table = Table(title=f"synthetic archive {folder}")
     for col in ("days", "start", "frames written", "missing", "clutter pixels", "grid"):
         table.add_column(col)
     table.add_row(
@@ -60,33 +61,46 @@ def archive_table(folder: Path) -> Table:
 
 
 def main() -> None:
-    if OUT.exists():
-        shutil.rmtree(OUT)
-    OUT.mkdir()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--out", type=Path, default=Path("demo_out"), help="output folder (emptied first)"
+    )
+    out = parser.parse_args().out.resolve()
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
     t0 = time.perf_counter()
+    # the config's demo_out/ paths, moved under --out
     cfg = ["--config", str(CONFIG)]
+    for key, path in (
+        ("synth.out", out / "synth"),
+        ("input.paths", f"[{out / 'synth'}]"),
+        ("data.store", out / "store.nc"),
+        ("train.out_dir", out / "run"),
+    ):
+        cfg += ["--set", f"{key}={path}"]
     ran = nowcast("synth", *cfg)
-    console.print(archive_table(OUT / "synth"))
-    ran = ran and nowcast("preprocess", *cfg, "--input", str(OUT / "synth"))
+    console.print(archive_table(out / "synth"))
+    ran = ran and nowcast("preprocess", *cfg, "--input", str(out / "synth"))
     ran = ran and nowcast("train", *cfg)
     ran = ran and nowcast(
         "evaluate",
         *cfg,
         "--checkpoint",
-        str(OUT / "run" / "checkpoints" / "best.pt"),
+        str(out / "run" / "checkpoints" / "best.pt"),
         "--baselines",
         "persistence,extrapolation",
         "--out",
-        str(OUT / "eval"),
+        str(out / "eval"),
     )
     if ran:
-        new_day = json.loads((OUT / "synth" / "manifest.json").read_text())["config"]["start"]
+        new_day = json.loads((out / "synth" / "manifest.json").read_text())["config"]["start"]
         new_start = dt.date.fromisoformat(new_day) + dt.timedelta(days=30)
         ran = nowcast(
             "synth",
             *cfg,
             "--out",
-            str(OUT / "new"),
+            str(out / "new"),
             "--start",
             new_start.isoformat(),
             "--days",
@@ -99,23 +113,23 @@ def main() -> None:
             "predict",
             *cfg,
             "--checkpoint",
-            str(OUT / "run" / "checkpoints" / "best.pt"),
+            str(out / "run" / "checkpoints" / "best.pt"),
             "--input",
-            str(OUT / "new"),
+            str(out / "new"),
             "--out",
-            str(OUT / "nowcast.nc"),
+            str(out / "nowcast.nc"),
             "--png",
-            str(OUT / "nowcast_png"),
+            str(out / "nowcast_png"),
         )
-    report = OUT / "eval" / "report.md"
+    report = out / "eval" / "report.md"
     if report.exists():
         console.print(report.read_text())
     console.print(
-        f"[bold]demo finished in {time.perf_counter() - t0:.0f} s; outputs in {OUT.relative_to(REPO)}/[/bold]"
+        f"[bold]demo finished in {time.perf_counter() - t0:.0f} s; outputs in {out}/[/bold]"
     )
-    for path in sorted(OUT.glob("eval/*.png")) + [OUT / "nowcast.nc"]:
+    for path in sorted(out.glob("eval/*.png")) + [out / "nowcast.nc"]:
         if path.exists():
-            console.print(f"  {path.relative_to(REPO)}")
+            console.print(f"  {path}")
 
 
 if __name__ == "__main__":
