@@ -1,0 +1,293 @@
+"""The whole recipe of the shipped model ``models/convlstm_radar5min.pt`` (see models/README.md).
+
+    python scripts/train_shipped.py [--radar ../shared/data/radar] [--ablation] [--folds]
+
+1. Synthetic 5-minute archive (8 days) → store → ConvLSTM pretraining
+   (``configs/shipped/pretrain.yaml``).
+2. Real 5-minute events, each preprocessed alone (its ``configs/data/<name>.yaml`` with one
+   whole-day block and the Marshall–Palmer Z–R): FMI and MeteoSwiss for training, RMI
+   (ODIM_H5) held out as the test split; one more synthetic day as the val split
+   (monitoring only). Merged into one store (``nowcast.preprocess.merge``).
+3. Fine-tuning from the pretrained weights (``configs/shipped/finetune.yaml``,
+   ``train.init_from``); the last checkpoint is exported without its optimiser state.
+4. ``nowcast evaluate`` on the held-out test split against persistence and pysteps
+   extrapolation; report.json / report.md / csi_vs_lead.png copied to ``models/eval/``.
+   ``--ablation`` also scores the synthetic-only weights on the same windows; ``--folds``
+   repeats the fine-tuning with FMI, then MeteoSwiss held out (RMI then trains), and
+   scores each on its held-out event (a check of how much the scores depend on the event).
+
+Every step whose output exists is skipped (an interrupted training run is resumed), so a
+second call only redoes what is missing. Wall-clock seconds of each step go to
+``runs/shipped/timings.json``. Run it from the repository root.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from nowcast.checkpoint import REQUIRED_KEYS, load_checkpoint, save_checkpoint
+from nowcast.config import Config, load_config
+from nowcast.preprocess import preprocess
+from nowcast.preprocess.merge import merge_stores
+from nowcast.synth import synthesize
+
+REPO = Path(__file__).resolve().parents[1]
+WORK = Path("runs/shipped")
+PRETRAIN = Path("configs/shipped/pretrain.yaml")
+FINETUNE = Path("configs/shipped/finetune.yaml")
+SHIPPED = Path("models/convlstm_radar5min.pt")
+EVAL_COPY = Path("models/eval")
+
+#: real 5-minute events: (folder under --radar, data config, split of the whole event)
+EVENTS = {
+    "fmi": ("fmi_20160928_5min", "configs/data/fmi.yaml", "train"),
+    "mch": ("mch_20150515_5min", "configs/data/mch.yaml", "train"),
+    "rmi": ("rmi_20210704_5min_odim", "configs/data/rmi.yaml", "test"),
+}
+#: split_ratio that puts a one-block day wholly in a split
+RATIO = {"train": [1, 0, 0], "val": [0, 1, 0], "test": [0, 0, 1]}
+#: the synthetic day that is the val split while fine-tuning
+VAL_DAY = {"synth.start": "2024-07-01", "synth.days": 1, "synth.seed": 6}
+
+timings: dict[str, float] = {}
+
+
+def step(name: str, output: Path, run) -> None:
+    """Run ``run()`` unless ``output`` exists; time it."""
+    if output.exists():
+        print(f"[{name}] {output} exists, skipped")
+        return
+    print(f"[{name}] …", flush=True)
+    t0 = time.perf_counter()
+    run()
+    timings[name] = round(time.perf_counter() - t0, 1)
+    print(f"[{name}] done in {timings[name]:.0f} s", flush=True)
+
+
+def common_sets(cfg: Config) -> list[str]:
+    """--set items giving a store the pretraining's transform, Z–R and window."""
+    pre, zr, data = cfg.preprocess, cfg.zr, cfg.data
+    return [
+        f"zr.a={zr.a}",
+        f"zr.b={zr.b}",
+        f"preprocess.interval_minutes={pre.interval_minutes}",
+        f"preprocess.z_min={pre.z_min}",
+        f"preprocess.z_max={pre.z_max}",
+        f"preprocess.crop={pre.crop}",
+        f"preprocess.disk_radius={pre.disk_radius}",
+        f"preprocess.size={pre.size}",
+        f"data.n_in={data.n_in}",
+        f"data.n_out={data.n_out}",
+    ]
+
+
+def one_split(split: str, block_frames: int = 288) -> list[str]:
+    """--set items putting every block in ``split`` (a gap only costs the windows that touch
+    it); 288 frames = one block a day, the whole event."""
+    return [
+        f"preprocess.block_frames={block_frames}",
+        "preprocess.drop_gappy_blocks=false",
+        f"preprocess.split_ratio={RATIO[split]}",
+    ]
+
+
+def train_stage(cfg: Config) -> None:
+    """Train, or resume an interrupted run in the same folder."""
+    from nowcast.train import train
+
+    resume = (cfg.train.out_dir / "checkpoints" / "last.pt").exists()
+    train(cfg, resume=resume)
+
+
+def export(run_last: Path, out: Path) -> None:
+    """The training checkpoint without what only a resume needs (optimiser, RNG, …)."""
+    ckpt = load_checkpoint(run_last)
+    keep = {k: ckpt[k] for k in (*REQUIRED_KEYS, "step", "version", "git_commit") if k in ckpt}
+    keep.pop("format")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_checkpoint(out, keep)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--radar", type=Path, default=REPO.parent / "shared" / "data" / "radar")
+    parser.add_argument(
+        "--ablation", action="store_true", help="also score the synthetic-only weights"
+    )
+    parser.add_argument(
+        "--folds",
+        action="store_true",
+        help="also fine-tune and score with FMI, then MeteoSwiss held out instead of RMI",
+    )
+    args = parser.parse_args()
+    WORK.mkdir(parents=True, exist_ok=True)
+    t_all = time.perf_counter()
+
+    # 1. the synthetic pretraining store
+    pre_cfg = load_config(PRETRAIN)
+    step("synth archive", pre_cfg.synth.out, lambda: synthesize(pre_cfg.synth))
+    step("synth store", pre_cfg.data.store, lambda: preprocess(pre_cfg))
+
+    # 2. the real store: each event alone, then merged with a synthetic val day
+    sets = common_sets(pre_cfg)
+    val_store = WORK / "synth_val_store.nc"
+    val_cfg = load_config(
+        PRETRAIN,
+        [*sets, *one_split("val", block_frames=40)],
+        {
+            **VAL_DAY,
+            "synth.out": str(WORK / "synth_val"),
+            "input.paths": [str(WORK / "synth_val")],
+            "data.store": str(val_store),
+        },
+    )
+    step("synth val archive", val_cfg.synth.out, lambda: synthesize(val_cfg.synth))
+    step("synth val store", val_store, lambda: preprocess(val_cfg))
+    ft_cfg = load_config(FINETUNE)
+    roles = {name: split for name, (_, _, split) in EVENTS.items()}
+    real_store(args.radar, roles, WORK, val_store, ft_cfg.data.store, sets)
+
+    # 3. pretraining, fine-tuning, export
+    step("pretrain", pre_cfg.train.out_dir / "DONE", lambda: train_stage(pre_cfg))
+    _mark_done(pre_cfg)
+    step("fine-tune", ft_cfg.train.out_dir / "DONE", lambda: train_stage(ft_cfg))
+    _mark_done(ft_cfg)
+    step(
+        "export", SHIPPED, lambda: export(ft_cfg.train.out_dir / "checkpoints" / "last.pt", SHIPPED)
+    )
+
+    # 4. held-out scores
+    from nowcast.evaluate import evaluate
+
+    report = Path(ft_cfg.evaluate.out)
+    step("evaluate", report / "report.json", lambda: evaluate(ft_cfg, [SHIPPED]))
+    EVAL_COPY.mkdir(parents=True, exist_ok=True)
+    for name in ("report.json", "report.md", "csi_vs_lead.png"):
+        shutil.copyfile(report / name, EVAL_COPY / name)
+    if args.ablation:
+        _ablation(ft_cfg, WORK, "report_synth_only.json")
+    if args.folds:
+        for held_out in ("fmi", "mch"):
+            _fold(args.radar, held_out, ft_cfg, val_store, sets, args.ablation)
+    _write_timings(round(time.perf_counter() - t_all, 1))
+    print(f"shipped: {SHIPPED} ({SHIPPED.stat().st_size / 1e6:.2f} MB); scores in {EVAL_COPY}")
+
+
+def real_store(
+    radar: Path, roles: dict[str, str], folder: Path, val_store: Path, out: Path, sets: list[str]
+) -> Path:
+    """Preprocess each real event alone into ``folder`` with the split ``roles[name]`` for
+    the whole event, and merge them with the synthetic val store into ``out``."""
+    stores = []
+    for name, (sub, config, _) in EVENTS.items():
+        split = roles[name]
+        store = folder / f"{name}_store.nc"
+        ev = load_config(
+            config,
+            [*sets, *one_split(split)],
+            {"input.paths": [str(radar / sub)], "data.store": str(store)},
+        )
+        step(f"{folder.name}/{name} store ({split})", store, lambda ev=ev: preprocess(ev))
+        stores.append(store)
+    step(f"{folder.name}/merge", out, lambda: merge_stores([*stores, val_store], out))
+    return out
+
+
+def _fold(
+    radar: Path, held_out: str, ft_cfg: Config, val_store: Path, sets: list[str], ablation: bool
+) -> None:
+    """The fine-tuning of the shipped model with another event held out (the pretraining is
+    the same): its test scores say how much the shipped model's depend on the event."""
+    from nowcast.evaluate import evaluate
+
+    folder = WORK / f"fold_{held_out}"
+    roles = {name: "test" if name == held_out else "train" for name in EVENTS}
+    store = real_store(radar, roles, folder, val_store, folder / "real_store.nc", sets)
+    cfg = ft_cfg.model_copy(
+        update={
+            "data": ft_cfg.data.model_copy(update={"store": store}),
+            "train": ft_cfg.train.model_copy(update={"out_dir": folder / "finetune"}),
+        }
+    )
+    step(f"fold {held_out}: fine-tune", folder / "finetune" / "DONE", lambda: train_stage(cfg))
+    _mark_done(cfg)
+    report = folder / "evaluation"
+    last = folder / "finetune" / "checkpoints" / "last.pt"
+    step(
+        f"fold {held_out}: evaluate",
+        report / "report.json",
+        lambda: evaluate(cfg, [last], out=report),
+    )
+    shutil.copyfile(report / "report.json", EVAL_COPY / f"report_fold_{held_out}.json")
+    if ablation:
+        _ablation(cfg, folder, f"report_fold_{held_out}_synth_only.json")
+
+
+def _ablation(cfg: Config, folder: Path, copy_as: str) -> None:
+    """The pretrained weights alone on the same test windows as ``cfg``'s fine-tuning: a
+    one-step run at a negligible learning rate carries them into a checkpoint of the same
+    store (evaluate scores only checkpoints of the store they were trained on)."""
+    from nowcast.evaluate import evaluate
+
+    out_dir = folder / "synth_only"
+    cfg = cfg.model_copy(
+        update={
+            "train": cfg.train.model_copy(
+                update={
+                    "out_dir": out_dir,
+                    "steps": 1,
+                    "lr": 1e-12,
+                    "warmup_steps": 0,
+                    "val_every": 1,
+                }
+            )
+        }
+    )
+    last = out_dir / "checkpoints" / "last.pt"
+    step(f"{folder.name}: synthetic-only weights", last, lambda: train_stage(cfg))
+    report = folder / "evaluation_synth_only"
+    step(
+        f"{folder.name}: evaluate synthetic-only",
+        report / "report.json",
+        lambda: evaluate(cfg, [last], baselines=[], out=report),
+    )
+    shutil.copyfile(report / "report.json", EVAL_COPY / copy_as)
+
+
+def _mark_done(cfg: Config) -> None:
+    """A finished run gets a DONE file (its final step), so that a rerun skips it."""
+    done = cfg.train.out_dir / "DONE"
+    last = cfg.train.out_dir / "checkpoints" / "last.pt"
+    if not done.exists() and last.exists():
+        done.write_text(f"{load_checkpoint(last)['step']}\n")
+
+
+def _write_timings(total: float) -> None:
+    """Add this call's step times (and its total, to ``calls``) to runs/shipped/timings.json."""
+    path = WORK / "timings.json"
+    old: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
+    calls = old.pop("calls", [])
+    old.pop("total (this call)", None)
+    old.update(timings)
+    old["calls"] = [*calls, total]
+    old["hardware"] = {
+        "machine": platform.machine(),
+        "processor": platform.processor() or platform.machine(),
+        "cpus": __import__("os").cpu_count(),
+        "torch": torch.__version__,
+        "cuda": torch.cuda.is_available(),
+    }
+    path.write_text(json.dumps(old, indent=2) + "\n")
+    shutil.copyfile(path, EVAL_COPY / "timings.json")
+
+
+if __name__ == "__main__":
+    main()
