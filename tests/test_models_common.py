@@ -168,6 +168,12 @@ def test_config_keys_shape_the_network(name):
     assert sum(p.numel() for p in deeper.parameters()) > sum(p.numel() for p in model.parameters())
 
 
+def test_registry_and_config_names_agree():
+    import typing
+
+    assert set(typing.get_args(ModelConfig.model_fields["name"].annotation)) == set(REGISTRY)
+
+
 def test_config_cross_key_checks():
     with pytest.raises(UserError, match=r"model\.kernel: expected an odd kernel size, got 4"):
         build("convlstm", tiny("convlstm", kernel=4))

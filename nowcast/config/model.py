@@ -38,7 +38,7 @@ class ModelConfig(Section):
     forget_bias: float = 1.0
     """Initial bias of every forget gate (learned afterwards); +1 keeps memories early on."""
     channels_last: bool = True
-    """Run the convolutions in channels-last (NHWC) memory format: measured 1.2–1.6× faster
+    """Run the convolutions in channels-last (NHWC) memory format: measured 1.2–1.4× faster
     than channels-first on CPU at 64 channels (README "Models", ``scripts/bench.py models``)."""
     sampling_iters: NonNegativeInt = 50000
     """Scheduled sampling (PredRNN's linear schedule): the teacher-forcing probability falls

@@ -4,7 +4,8 @@
     pred = model(inputs, n_out)               # (B, T_in, 1, H, W) → (B, n_out, 1, H, W)
 
 Adding a model = one file with a :class:`~nowcast.models.base.Nowcaster` subclass taking a
-:class:`~nowcast.config.model.ModelConfig`, plus one line in ``REGISTRY``.
+:class:`~nowcast.config.model.ModelConfig`, one line in ``REGISTRY``, and its name in the
+``Literal`` of ``ModelConfig.name`` (so that a misspelt name fails when the config loads).
 """
 
 from __future__ import annotations
