@@ -170,7 +170,13 @@ def main() -> None:
     report = Path(ft_cfg.evaluate.out)
     step("evaluate", report / "report.json", lambda: evaluate(ft_cfg, [SHIPPED]))
     EVAL_COPY.mkdir(parents=True, exist_ok=True)
-    for name in ("report.json", "report.md", "csi_vs_lead.png"):
+    for name in (
+        "report.json",
+        "report.md",
+        "csi_vs_lead.png",
+        "errors_vs_lead.png",
+        "example.png",
+    ):
         shutil.copyfile(report / name, EVAL_COPY / name)
     if args.ablation:
         _ablation(ft_cfg, WORK, "report_synth_only.json")
@@ -178,6 +184,7 @@ def main() -> None:
         for held_out in ("fmi", "mch"):
             _fold(args.radar, held_out, ft_cfg, val_store, sets, args.ablation)
     _write_timings(round(time.perf_counter() - t_all, 1))
+    print(card_tables(EVAL_COPY))
     print(f"shipped: {SHIPPED} ({SHIPPED.stat().st_size / 1e6:.2f} MB); scores in {EVAL_COPY}")
 
 
@@ -260,6 +267,79 @@ def _ablation(cfg: Config, folder: Path, copy_as: str) -> None:
         lambda: evaluate(cfg, [last], baselines=[], out=report),
     )
     shutil.copyfile(report / "report.json", EVAL_COPY / copy_as)
+
+
+def card_tables(folder: Path) -> str:
+    """The model card's score tables (markdown), from the report.json files in ``folder``:
+    scores at each threshold averaged over leads, CSI per lead at 1 mm/h, and the
+    CSI at 1 mm/h of every held-out event that was scored."""
+    main = json.loads((folder / "report.json").read_text())
+    extra = folder / "report_synth_only.json"
+    if extra.exists():
+        main["convlstm, synthetic pretraining only"] = next(
+            iter(json.loads(extra.read_text()).values())
+        )
+    thresholds = main["convlstm"]["thresholds_mmh"]
+    lines = ["| method | score | " + " | ".join(f"≥ {t:g} mm/h" for t in thresholds) + " |"]
+    lines.append("|---|---|" + "---|" * len(thresholds))
+    for name, rep in main.items():
+        for score in ("csi", "hss", "pod", "far", "ets", "bias"):
+            cells = [_mean_over_leads(rep[score], j) for j in range(len(thresholds))]
+            lines.append(f"| {name} | {score.upper()} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "| method | MSE | MAE | B-MSE | B-MAE | MSE rate | MAE rate |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, rep in main.items():
+        errs = [
+            sum(rep[k]) / len(rep[k])
+            for k in ("mse", "mae", "b_mse", "b_mae", "mse_rate", "mae_rate")
+        ]
+        lines.append(f"| {name} | " + " | ".join(f"{e:.4g}" for e in errs) + " |")
+    j = thresholds.index(1)
+    leads = main["convlstm"]["lead_minutes"]
+    lines += ["", "| CSI ≥ 1 mm/h, lead | " + " | ".join(f"{m:g}" for m in leads) + " | mean |"]
+    lines.append("|---|" + "---|" * (len(leads) + 1))
+    for name, rep in main.items():
+        row = [_fmt(rep["csi"][i][j]) for i in range(len(leads))]
+        lines.append(f"| {name} | " + " | ".join(row) + f" | {_mean_over_leads(rep['csi'], j)} |")
+    events = {"rmi (shipped model)": ("report.json", "report_synth_only.json")}
+    for path in sorted(folder.glob("report_fold_*.json")):
+        held_out = path.stem.removeprefix("report_fold_")
+        if not held_out.endswith("_synth_only"):
+            events[held_out] = (path.name, f"report_fold_{held_out}_synth_only.json")
+    if len(events) > 1:
+        lines += [
+            "",
+            "| held-out event | windows | method | CSI ≥ 1 mm/h, mean over leads "
+            "| leads above persistence (of 12) |",
+            "|---|---|---|---|---|",
+        ]
+        for event, (name, synth_only) in events.items():
+            reports = json.loads((folder / name).read_text())
+            if (folder / synth_only).exists():
+                only = json.loads((folder / synth_only).read_text())
+                reports["convlstm, synthetic pretraining only"] = next(iter(only.values()))
+            pers = reports["persistence"]["csi"]
+            for method, r in reports.items():
+                above = sum(a[j] > b[j] for a, b in zip(r["csi"], pers))
+                above_text = "" if method == "persistence" else str(above)
+                lines.append(
+                    f"| {event} | {r['n_sequences']} | {method} "
+                    f"| {_mean_over_leads(r['csi'], j)} | {above_text} |"
+                )
+    return "\n".join(lines)
+
+
+def _mean_over_leads(table: list[list[float | None]], j: int) -> str:
+    """Mean over leads of column ``j`` (leads where the score is undefined skipped)."""
+    values = [row[j] for row in table if row[j] is not None]
+    return _fmt(sum(values) / len(values)) if values else "n/a"
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
 
 
 def _mark_done(cfg: Config) -> None:
