@@ -44,3 +44,14 @@ def synth_cfg(tmp_path_factory) -> SynthConfig:
 def synth_archive(synth_cfg):
     set_quiet(True)
     return synthesize(synth_cfg)
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Run a test with one torch thread (tiny convolutions only contend on the 2 CI cores)."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

@@ -26,13 +26,7 @@ from nowcast.train.rundir import RunDir, read_metrics
 from nowcast.train.trainer import Trainer
 from nowcast.train.validate import score
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny convolutions: threads only contend on the busy CI cores
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
