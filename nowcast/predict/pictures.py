@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -22,22 +21,6 @@ from matplotlib.figure import Figure
 from nowcast.atomic import atomic_path
 
 FIGSIZE = (6.4, 5.2)  # inches
-
-
-def render(
-    rainfall_rate: np.ndarray,
-    reference_time: np.datetime64,
-    lead_minutes: np.ndarray,
-    x: np.ndarray,
-    y: np.ndarray,
-    dpi: int,
-) -> list[bytes]:
-    """One PNG image (encoded bytes) per lead, drawn on one reused figure.
-
-    rainfall_rate: (L, H, W) mm/h, NaN = not predicted; lead_minutes (L,) after
-    ``reference_time``; x (W,), y (H,) projected cell centres [m]; dpi of a FIGSIZE figure.
-    """
-    return list(_render(rainfall_rate, reference_time, lead_minutes, x, y, dpi))
 
 
 def write_pngs(
@@ -74,15 +57,19 @@ def write_gif(path: str | os.PathLike, images: list[bytes], frame_ms: int) -> Pa
     return Path(path)
 
 
-def _render(
+def render(
     rainfall_rate: np.ndarray,
     reference_time: np.datetime64,
     lead_minutes: np.ndarray,
     x: np.ndarray,
     y: np.ndarray,
     dpi: int,
-) -> Iterator[bytes]:
-    """Draw each lead on one reused figure; yields the encoded image of each."""
+) -> list[bytes]:
+    """One PNG image (encoded bytes) per lead, drawn on one reused figure.
+
+    rainfall_rate: (L, H, W) mm/h, NaN = not predicted; lead_minutes (L,) after
+    ``reference_time``; x (W,), y (H,) projected cell centres [m]; dpi of a FIGSIZE figure.
+    """
     from nowcast.evaluate.colormap import add_rate_colorbar, rate_colormap
 
     cmap, norm, _ = rate_colormap()
@@ -106,13 +93,15 @@ def _render(
     ax.set_xlabel("x [km]")
     ax.set_ylabel("y [km]")
     ref = np.datetime64(reference_time, "s")
+    images = []
     for field, lead in zip(rainfall_rate, lead_minutes):
         image.set_data(np.ma.masked_invalid(field))
         valid = ref + np.timedelta64(int(round(float(lead) * 60)), "s")
         ax.set_title(f"nowcast +{float(lead):g} min, valid {_fmt(valid)} UTC\nfrom {_fmt(ref)} UTC")
         buf = io.BytesIO()
         fig.savefig(buf, format="png", dpi=dpi, metadata={"Software": None})
-        yield buf.getvalue()
+        images.append(buf.getvalue())
+    return images
 
 
 def _edges(centres: np.ndarray) -> tuple[float, float]:
