@@ -360,3 +360,60 @@ def test_naive_utc_times():
 
     aware = dt.datetime(2024, 1, 1, 12, tzinfo=dt.timezone(dt.timedelta(hours=2)))
     assert _naive(aware) == dt.datetime(2024, 1, 1, 10)
+
+
+# --------------------------------------------------------------------------- windowed reads
+
+
+def _window(rows, cols):
+    """A reader window that also records the grid shape it was asked about."""
+    asked = []
+
+    def window(shape):
+        asked.append(tuple(shape))
+        return rows, cols
+
+    return window, asked
+
+
+@pytest.mark.parametrize("dims", [("y", "x"), ("x", "y"), ("time", "y", "x")])
+def test_cf_window_reads_part_of_the_grid(tmp_path, dims):
+    field = np.arange(7 * 9, dtype=np.float32).reshape(7, 9)  # (y, x)
+    field[3, 4] = np.nan
+    values = {("y", "x"): field, ("x", "y"): field.T, ("time", "y", "x"): field[None]}[dims]
+    path = _cf_file(tmp_path / "w.nc", values, dims=dims)
+    whole = read_frame(path, InputConfig(), ZR)
+    window, asked = _window(slice(2, 6), slice(1, 8))
+    part = read_frame(path, InputConfig(), ZR, window=window)
+    assert asked == [(7, 9)]  # the window is chosen on the (y, x) grid shape
+    assert part.origin == (2, 1) and whole.origin == (0, 0)
+    assert part.shape == whole.shape == (7, 9)  # the grid, not the part read
+    assert part.grid_key() == whole.grid_key()
+    np.testing.assert_array_equal(part.dbz, whole.dbz[2:6, 1:8])
+    np.testing.assert_array_equal(part.x, whole.x)
+
+
+def test_odim_window_reads_part_of_the_grid(tmp_path):
+    raw = np.arange(30).reshape(5, 6) % 256
+    path = _odim_file(tmp_path / "w.h5", raw)
+    whole = read_frame(path, InputConfig(), ZR)
+    window, asked = _window(slice(1, 4), slice(0, 5))
+    part = read_frame(path, InputConfig(), ZR, window=window)
+    assert asked == [(5, 6)] and part.origin == (1, 0)
+    assert part.shape == whole.shape and part.grid_key() == whole.grid_key()
+    np.testing.assert_array_equal(part.dbz, whole.dbz[1:4, 0:5])
+
+
+def test_window_on_real_folders(radar_dir):
+    """Each real product read through a window equals the same part of the whole read."""
+    window, _ = _window(slice(100, 450), slice(50, 400))
+    for folder, interval in [
+        ("bom-melbourne_20180616_6min", 6),
+        ("fmi_20160928_5min", 5),
+        ("mch_20150515_5min", 5),
+        ("rmi_20210704_5min_odim", 5),
+    ]:
+        path = sorted((radar_dir / folder).iterdir())[0]
+        whole = read_frame(path, InputConfig(), ZR, interval)
+        part = read_frame(path, InputConfig(), ZR, interval, window=window)
+        np.testing.assert_array_equal(part.dbz, whole.dbz[100:450, 50:400], err_msg=folder)

@@ -16,7 +16,7 @@ from nowcast.preprocess import (
     transform_field,
     transform_frame,
 )
-from nowcast.preprocess.crop import central_crop, crop_origin
+from nowcast.preprocess.crop import central_crop, crop_origin, crop_window
 from nowcast.preprocess.disk import disk_filter, disk_kernel
 from nowcast.preprocess.gray import gray_level
 from nowcast.preprocess.resize import area_matrix, area_resize
@@ -183,6 +183,17 @@ def test_central_crop():
     assert np.isnan(m[:, 0]).all() and np.isnan(m[:, 10]).all()
     with pytest.raises(UserError, match=r"smaller than the crop \(13×13"):
         crop_origin(a.shape, 13)
+
+
+@pytest.mark.parametrize("margin", [0, 2, 3, 5])
+def test_central_crop_of_a_window_equals_that_of_the_grid(margin):
+    a = np.arange(12 * 9, dtype=np.float32).reshape(12, 9)
+    rows, cols = crop_window(a.shape, 5, margin)  # what a reader reads: clipped to the grid
+    window = a[rows, cols]
+    got = central_crop(window, 5, margin, shape=a.shape, origin=(rows.start, cols.start))
+    np.testing.assert_array_equal(got, central_crop(a, 5, margin))
+    with pytest.raises(ValueError, match="misses part of the crop"):
+        central_crop(window[1:], 5, margin, shape=a.shape, origin=(rows.start + 1, cols.start))
 
 
 # --------------------------------------------------------------------------- whole transform

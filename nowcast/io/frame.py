@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,9 @@ class Frame:
     variable: the netCDF variable name or ODIM quantity read.
     units: the units of that variable as written in the file.
     format: ``cf-netcdf`` or ``odim_h5``.
+    origin: grid row and column of ``dbz[0, 0]``. ``dbz`` is the whole grid unless the
+        frame was read with a window (``read_frames(window=…)``): then it holds only the
+        window's rows and columns, while ``x``, ``y`` and :attr:`shape` are the whole grid's.
     """
 
     time: np.datetime64
@@ -54,11 +58,12 @@ class Frame:
     variable: str = ""
     units: str = "dBZ"
     format: str = "cf-netcdf"
+    origin: tuple[int, int] = (0, 0)
 
     @property
     def shape(self) -> tuple[int, int]:
-        """Grid shape (H, W)."""
-        return self.dbz.shape  # type: ignore[return-value]
+        """Grid shape (H, W) = (len(y), len(x)); ``dbz`` is smaller when windowed."""
+        return (len(self.y), len(self.x))
 
     def grid_key(self) -> str:
         """A short fingerprint of the grid (shape, coordinates to 1 m, grid mapping).
@@ -66,6 +71,10 @@ class Frame:
         Two frames can be stacked when their keys are equal.
         """
         return grid_key(self.shape, self.x, self.y, self.grid_mapping)
+
+
+#: ``window(shape) -> (rows, cols)``: the part of an (H, W) grid a reader should read
+Window = Callable[[tuple[int, int]], tuple[slice, slice]]
 
 
 def grid_key(

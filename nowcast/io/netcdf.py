@@ -23,7 +23,7 @@ from typing import Any
 import netCDF4
 import numpy as np
 
-from nowcast.io.frame import BadInputFile, Frame, jsonable
+from nowcast.io.frame import BadInputFile, Frame, Window, jsonable
 from nowcast.io.quantity import (
     ACCUMULATION,
     STANDARD_NAMES,
@@ -44,8 +44,12 @@ def read_netcdf(
     zr_a: float,
     zr_b: float,
     interval_minutes: float | None,
+    window: Window | None = None,
 ) -> list[Frame]:
-    """All frames of a CF-netCDF file, oldest first. BadInputFile for anything unusable."""
+    """All frames of a CF-netCDF file, oldest first. BadInputFile for anything unusable.
+
+    window: read and convert only these rows and columns of the grid (see :class:`Frame`).
+    """
     path = Path(path)
     try:
         nc = netCDF4.Dataset(path)
@@ -53,14 +57,14 @@ def read_netcdf(
         raise BadInputFile(path, f"cannot read: not a valid netCDF file ({_short(exc)})") from None
     try:
         with nc:
-            return _read(nc, path, variable, zr_a, zr_b, interval_minutes)
+            return _read(nc, path, variable, zr_a, zr_b, interval_minutes, window)
     except BadInputFile:
         raise
     except (OSError, RuntimeError, ValueError, KeyError, IndexError) as exc:
         raise BadInputFile(path, f"cannot read: {_short(exc)}") from None
 
 
-def _read(nc, path, variable, zr_a, zr_b, interval_minutes) -> list[Frame]:
+def _read(nc, path, variable, zr_a, zr_b, interval_minutes, window) -> list[Frame]:
     var = _find_field(nc, path, variable)
     quantity, factor, units = _quantity(var, path)
     y_dim, x_dim, transpose = _spatial_dims(var, path)
@@ -71,7 +75,10 @@ def _read(nc, path, variable, zr_a, zr_b, interval_minutes) -> list[Frame]:
     period = interval_minutes
     if quantity == ACCUMULATION:
         period = _accumulation_minutes(nc, tvar, path) or interval_minutes
-    values = _decode(var)
+    rows, cols = window((len(y), len(x))) if window else (slice(None), slice(None))
+    origin = (rows.start or 0, cols.start or 0)
+    index = (cols, rows) if transpose else (rows, cols)
+    values = _decode(var, (slice(None),) * (var.ndim - 2) + index)
     if var.ndim == 2:
         values = values[None]
     if values.shape[0] != len(times):
@@ -92,6 +99,7 @@ def _read(nc, path, variable, zr_a, zr_b, interval_minutes) -> list[Frame]:
                 quantity=quantity,
                 variable=var.name,
                 units=units,
+                origin=origin,
             )
         )
     return frames
@@ -232,10 +240,10 @@ def _accumulation_minutes(nc, tvar, path: Path) -> float | None:
     return minutes if minutes > 0 else None
 
 
-def _decode(var) -> np.ndarray:
-    """The field as float32 with every kind of missing value as NaN."""
+def _decode(var, index: tuple[slice, ...]) -> np.ndarray:
+    """``var[index]`` as float32 with every kind of missing value as NaN."""
     var.set_auto_maskandscale(False)
-    raw = np.asarray(var[:])
+    raw = np.asarray(var[index])
     attrs = {k: var.getncattr(k) for k in var.ncattrs()}
     bad = np.zeros(raw.shape, dtype=bool)
     for key in ("_FillValue", "missing_value"):

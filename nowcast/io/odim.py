@@ -26,7 +26,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from nowcast.io.frame import BadInputFile, Frame
+from nowcast.io.frame import BadInputFile, Frame, Window
 from nowcast.io.quantity import ACCUMULATION, RATE, REFLECTIVITY, to_dbz
 
 #: ODIM quantities read, in order of preference: (quantity, units as in ODIM)
@@ -51,14 +51,18 @@ def read_odim(
     zr_b: float,
     interval_minutes: float | None,
     h5: h5py.File | None = None,
+    window: Window | None = None,
 ) -> list[Frame]:
-    """The frame of an ODIM_H5 composite (a list of one). BadInputFile if unusable."""
+    """The frame of an ODIM_H5 composite (a list of one). BadInputFile if unusable.
+
+    window: read and convert only these rows and columns of the grid (see :class:`Frame`).
+    """
     path = Path(path)
     try:
         if h5 is None:
             with h5py.File(path, "r") as f:
-                return [_read(f, path, variable, zr_a, zr_b, interval_minutes)]
-        return [_read(h5, path, variable, zr_a, zr_b, interval_minutes)]
+                return [_read(f, path, variable, zr_a, zr_b, interval_minutes, window)]
+        return [_read(h5, path, variable, zr_a, zr_b, interval_minutes, window)]
     except BadInputFile:
         raise
     except (OSError, KeyError, ValueError, TypeError) as exc:
@@ -67,7 +71,7 @@ def read_odim(
         ) from None
 
 
-def _read(f: h5py.File, path: Path, variable, zr_a, zr_b, interval_minutes) -> Frame:
+def _read(f: h5py.File, path: Path, variable, zr_a, zr_b, interval_minutes, window) -> Frame:
     dataset, data, name = _find_field(f, path, variable)
     quantity, units = QUANTITIES[name]
     what = [data.get("what"), dataset.get("what"), f.get("what")]
@@ -75,9 +79,11 @@ def _read(f: h5py.File, path: Path, variable, zr_a, zr_b, interval_minutes) -> F
     offset = float(_lookup(what, "offset", 0.0))
     nodata = _lookup(what, "nodata", None)
     undetect = _lookup(what, "undetect", None)
-    raw = np.asarray(data["data"][...])
-    if raw.ndim != 2:
-        raise BadInputFile(path, f"{data.name}/data: expected a 2-D image, got shape {raw.shape}")
+    image = data["data"]
+    if image.ndim != 2:
+        raise BadInputFile(path, f"{data.name}/data: expected a 2-D image, got shape {image.shape}")
+    rows, cols = window(image.shape) if window else (slice(None), slice(None))
+    raw = np.asarray(image[rows, cols])
     values = raw.astype(np.float32) * np.float32(gain) + np.float32(offset)
     no_echo = np.zeros(raw.shape, dtype=bool) if undetect is None else raw == undetect
     missing = np.isnan(values) if raw.dtype.kind == "f" else np.zeros(raw.shape, dtype=bool)
@@ -90,7 +96,7 @@ def _read(f: h5py.File, path: Path, variable, zr_a, zr_b, interval_minutes) -> F
     if quantity == ACCUMULATION:
         period = _accumulation_minutes(dataset) or interval_minutes
     dbz = to_dbz(values, quantity, 1.0, zr_a, zr_b, period)
-    x, y, mapping = _grid(f, dataset, raw.shape, path)
+    x, y, mapping = _grid(f, dataset, image.shape, path)
     return Frame(
         time=time,
         dbz=dbz,
@@ -102,6 +108,7 @@ def _read(f: h5py.File, path: Path, variable, zr_a, zr_b, interval_minutes) -> F
         variable=name,
         units=units,
         format="odim_h5",
+        origin=(rows.start or 0, cols.start or 0),
     )
 
 

@@ -14,7 +14,7 @@ import h5py
 
 from nowcast.config.input import InputConfig
 from nowcast.config.zr import ZRConfig
-from nowcast.io.frame import BadInputFile, Frame
+from nowcast.io.frame import BadInputFile, Frame, Window
 from nowcast.io.netcdf import read_netcdf
 from nowcast.io.odim import is_odim, read_odim
 
@@ -43,13 +43,17 @@ def read_frames(
     input_cfg: InputConfig,
     zr: ZRConfig,
     interval_minutes: float | None = None,
+    window: Window | None = None,
 ) -> list[Frame]:
     """Every frame in ``path`` (most files hold one), oldest first.
 
     input_cfg: ``variable`` picks the field (None: by standard_name / ODIM quantity);
     zr: Z = a·R^b for rain rates and accumulations; interval_minutes: accumulation period
     when the file does not say (the archive's frame interval).
-    Returns frames with ``dbz`` ``(H, W)`` float32, NaN outside coverage, −inf no echo.
+    window: ``window((H, W)) -> (rows, cols)`` of the grid to read; the rest is neither read
+    nor converted (preprocessing needs only the central crop). None: the whole grid.
+    Returns frames with ``dbz`` ``(H, W)`` float32 (the window's part of it, with the
+    frame's ``origin``), NaN outside coverage, −inf no echo.
     """
     path = Path(path)
     kind = sniff_format(path)
@@ -61,8 +65,8 @@ def read_frames(
             raise BadInputFile(path, f"cannot read: corrupt HDF5 file ({exc})") from None
         with h5:
             if is_odim(h5):
-                return read_odim(path, *args, h5=h5)
-    frames = read_netcdf(path, *args)
+                return read_odim(path, *args, h5=h5, window=window)
+    frames = read_netcdf(path, *args, window=window)
     if not frames:
         raise BadInputFile(path, "no radar frame in the file (time dimension of length 0)")
     return frames
@@ -73,12 +77,13 @@ def read_frame(
     input_cfg: InputConfig,
     zr: ZRConfig,
     interval_minutes: float | None = None,
+    window: Window | None = None,
 ) -> Frame:
     """The one frame in ``path`` (BadInputFile if it holds several); see :func:`read_frames`.
 
     This is what ``nowcast predict`` uses to read new files exactly as preprocessing did.
     """
-    frames = read_frames(path, input_cfg, zr, interval_minutes)
+    frames = read_frames(path, input_cfg, zr, interval_minutes, window)
     if len(frames) != 1:
         raise BadInputFile(path, f"expected one radar frame, the file holds {len(frames)}")
     return frames[0]

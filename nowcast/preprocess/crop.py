@@ -20,20 +20,51 @@ def crop_origin(shape: tuple[int, int], crop: int) -> tuple[int, int]:
     return (h - crop) // 2, (w - crop) // 2
 
 
-def central_crop(field: np.ndarray, crop: int, margin: int = 0) -> np.ndarray:
-    """The central ``crop`` square of ``field`` (H, W) plus ``margin`` pixels on every side.
+def crop_window(shape: tuple[int, int], crop: int, margin: int = 0) -> tuple[slice, slice]:
+    """Rows and columns of the grid that the central ``crop`` square plus ``margin`` covers.
 
-    Returns ``(crop + 2·margin, crop + 2·margin)`` float32; margin pixels that fall outside
-    the input are NaN (no data), so a filter uses only the real neighbours that exist.
+    The ``(rows, cols)`` slices are clipped to the grid ``shape`` (H, W): what a reader has
+    to read for :func:`central_crop` (``nowcast.io.read_frames(window=…)``).
+    UserError when the grid is smaller than the crop.
     """
-    r0, c0 = crop_origin(field.shape, crop)
+    r0, c0 = crop_origin(shape, crop)
     n = crop + 2 * margin
     top, left = r0 - margin, c0 - margin
-    h, w = field.shape
-    if top >= 0 and left >= 0 and top + n <= h and left + n <= w:
-        return np.asarray(field[top : top + n, left : left + n], dtype=np.float32)
+    h, w = shape
+    return slice(max(top, 0), min(top + n, h)), slice(max(left, 0), min(left + n, w))
+
+
+def central_crop(
+    field: np.ndarray,
+    crop: int,
+    margin: int = 0,
+    shape: tuple[int, int] | None = None,
+    origin: tuple[int, int] = (0, 0),
+) -> np.ndarray:
+    """The central ``crop`` square of the grid plus ``margin`` pixels on every side.
+
+    field: the grid's values (H, W), or a window of them whose pixel [0, 0] is grid pixel
+    ``origin`` (row, col) of a grid of ``shape`` (H, W); the window must hold
+    :func:`crop_window`. Returns ``(crop + 2·margin, crop + 2·margin)`` float32; margin
+    pixels that fall outside the grid are NaN (no data), so a filter uses only the real
+    neighbours that exist.
+    """
+    shape = field.shape if shape is None else shape
+    r0, c0 = crop_origin(shape, crop)
+    n = crop + 2 * margin
+    top, left = r0 - margin, c0 - margin
+    rows, cols = crop_window(shape, crop, margin)
+    oy, ox = origin
+    if (
+        rows.start < oy
+        or cols.start < ox
+        or rows.stop > oy + field.shape[0]
+        or cols.stop > ox + field.shape[1]
+    ):
+        raise ValueError(f"the window at {origin} of shape {field.shape} misses part of the crop")
+    part = field[rows.start - oy : rows.stop - oy, cols.start - ox : cols.stop - ox]
+    if part.shape == (n, n):
+        return np.asarray(part, dtype=np.float32)
     out = np.full((n, n), np.nan, dtype=np.float32)
-    rs, cs = max(top, 0), max(left, 0)
-    re, ce = min(top + n, h), min(left + n, w)
-    out[rs - top : re - top, cs - left : ce - left] = field[rs:re, cs:ce]
+    out[rows.start - top : rows.stop - top, cols.start - left : cols.stop - left] = part
     return out

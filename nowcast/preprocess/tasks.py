@@ -6,6 +6,7 @@ files on a path it can read (a shared file system when the cluster spans machine
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass, field
 
@@ -21,7 +22,12 @@ from nowcast.preprocess.clutter import MonthStats
 from nowcast.preprocess.cvthreads import cv2_threads
 from nowcast.preprocess.disk import kernel_half_width
 from nowcast.preprocess.timegrid import month_key, nearest_slot
-from nowcast.preprocess.transform import TransformSettings, filter_and_resize, gray_region
+from nowcast.preprocess.transform import (
+    TransformSettings,
+    filter_and_resize,
+    gray_region,
+    region_window,
+)
 from nowcast.units import gray_to_uint8
 
 
@@ -84,13 +90,17 @@ def _process(items: list[tuple[int, str]], spec: TaskSpec) -> ChunkResult:
     out = ChunkResult()
     s = spec.settings
     c = kernel_half_width(s.disk_radius)
+    window = functools.partial(region_window, s=s)  # only the crop and margin are read
     for index, path in items:
         out.files += 1
         t0 = time.perf_counter()
         try:
-            frames = read_frames(path, spec.input_cfg, spec.zr, spec.interval_minutes)
+            frames = read_frames(path, spec.input_cfg, spec.zr, spec.interval_minutes, window)
         except BadInputFile as exc:
             out.bad.append((index, str(exc)))
+            continue
+        except UserError as exc:  # e.g. a grid smaller than the crop
+            out.bad.append((index, f"{path}: {exc}"))
             continue
         t1 = time.perf_counter()
         out.read_seconds += t1 - t0
@@ -100,7 +110,7 @@ def _process(items: list[tuple[int, str]], spec: TaskSpec) -> ChunkResult:
             for fr in frames:
                 if spec.grid is not None and fr.grid_key() != spec.grid.key:
                     raise BadInputFile(path, _grid_message(fr, spec.grid))
-                region = gray_region(fr.dbz, s)
+                region = gray_region(fr.dbz, s, fr.shape, fr.origin)
                 gray, covered = filter_and_resize(region, s)
                 done.append((fr.time, region[c : c + s.crop, c : c + s.crop], gray, covered))
         except BadInputFile as exc:

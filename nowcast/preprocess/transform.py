@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from nowcast.preprocess.crop import central_crop, crop_origin
+from nowcast.preprocess.crop import central_crop, crop_origin, crop_window
 from nowcast.preprocess.disk import disk_filter, kernel_half_width
 from nowcast.preprocess.gray import gray_level
 from nowcast.preprocess.resize import area_resize, cell_centres
@@ -59,14 +59,26 @@ def transform_field(dbz: np.ndarray, s: TransformSettings) -> tuple[np.ndarray, 
     return filter_and_resize(gray_region(dbz, s), s)
 
 
-def gray_region(dbz: np.ndarray, s: TransformSettings) -> np.ndarray:
+def gray_region(
+    dbz: np.ndarray,
+    s: TransformSettings,
+    shape: tuple[int, int] | None = None,
+    origin: tuple[int, int] = (0, 0),
+) -> np.ndarray:
     """Steps 1–2: gray level of the central crop plus the filter's margin of neighbours.
 
+    dbz: the grid (H, W), or the window of a grid of ``shape`` that starts at grid pixel
+    ``origin`` and holds :func:`region_window` (a frame read with that window).
     Returns ``(crop + 2c, crop + 2c)`` float32 (c = ceil(disk_radius − ½)); margin pixels
     outside the input are NaN. ``region[c:c+crop, c:c+crop]`` is the crop itself.
     """
     margin = kernel_half_width(s.disk_radius)
-    return gray_level(central_crop(dbz, s.crop, margin), s.z_min, s.z_max)
+    return gray_level(central_crop(dbz, s.crop, margin, shape, origin), s.z_min, s.z_max)
+
+
+def region_window(shape: tuple[int, int], s: TransformSettings) -> tuple[slice, slice]:
+    """The rows and columns of an (H, W) grid that the transform uses (crop and margin)."""
+    return crop_window(shape, s.crop, kernel_half_width(s.disk_radius))
 
 
 def filter_and_resize(region: np.ndarray, s: TransformSettings) -> tuple[np.ndarray, np.ndarray]:
