@@ -362,3 +362,29 @@ def test_torch_compile_matches_eager(name):
     assert torch.allclose(out, eager, atol=1e-5)
     out.sum().backward()
     assert all(p.grad is not None for p in model.parameters())
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_residual_output_adds_the_head_to_the_frame_before(name):
+    """model.residual: with a zero head every lead is the last input (persistence); with a
+    constant head bias b, lead k is clamp(last + k·b) — each frame is the one before plus
+    the head, chained — and without residual the head alone gives the frame."""
+    torch.manual_seed(0)
+    x = moving_blobs(2, 4, 8, 8, seed=5)
+    last = x[:, -1:]
+    for residual in (True, False):
+        model = build(name, tiny(name, residual=residual)).eval()
+        with torch.no_grad():
+            model.head.weight.zero_()
+            model.head.bias.fill_(0.0)
+            zero = model(x, 3)
+            model.head.bias.fill_(0.1)
+            step = model(x, 3)
+        if residual:
+            assert torch.equal(zero, last.expand(-1, 3, -1, -1, -1))
+            for k in range(3):
+                want = (last[:, 0] + 0.1 * (k + 1)).clamp(0, 1)
+                assert torch.allclose(step[:, k], want, atol=1e-6)
+        else:
+            assert torch.equal(zero, torch.zeros_like(zero))
+            assert torch.allclose(step, torch.full_like(step, 0.1))

@@ -37,6 +37,11 @@ class ModelConfig(Section):
     """Space-to-depth factor: H and W of the frames must be divisible by it."""
     forget_bias: float = 1.0
     """Initial bias of every forget gate (learned afterwards); +1 keeps memories early on."""
+    residual: bool = False
+    """Predict each frame as a change to the frame before it (the last input for the first
+    lead, then the previous prediction): ``clamp(frame_before + head)``. Off (the papers'
+    networks): the head gives whole frames. On, an untrained network starts as persistence
+    and short leads stay as sharp as the input."""
     channels_last: bool = True
     """Run the convolutions in channels-last (NHWC) memory format: measured 1.2–1.4× faster
     than channels-first on CPU at 64 channels (README "Models", ``scripts/bench.py models``)."""

@@ -6,7 +6,8 @@ Contract (DESIGN.md): ``model(inputs, n_out)`` maps ``inputs`` of shape
 ``(H/p, W/p)`` grids with ``p²`` channels. All recurrent state is created inside
 ``forward`` (nothing is kept on the module between calls).
 
-Output: the 1×1 output convolution's value z clamped to [0, 1] with a straight-through
+Output: the 1×1 output convolution's value z (plus the frame before it with
+``model.residual``, see ``predict_frame``) clamped to [0, 1] with a straight-through
 gradient (``emit``): the forward value is ``clamp(z, 0, 1)``, the gradient is that of z.
 Predictions are always valid gray levels, and with the MSE loss every wrong pixel gets
 the gradient 2(ŷ − y) — unlike a sigmoid, whose gradient ŷ(1 − ŷ) vanishes once the
@@ -66,6 +67,7 @@ class Nowcaster(nn.Module):
         self.patch = cfg.patch
         self.channels_last = cfg.channels_last
         self.frame_channels = cfg.patch**2
+        self.residual = cfg.residual
 
     # ------------------------------------------------------------------ contract
     def forward(
@@ -139,6 +141,12 @@ class Nowcaster(nn.Module):
     def emit(z: Tensor) -> Tensor:
         """Frames from output-conv values: ``clamp(z, 0, 1)`` forward, identity backward."""
         return z + (z.clamp(0, 1) - z).detach()
+
+    def predict_frame(self, z: Tensor, before: Tensor) -> Tensor:
+        """The next (patched) frame from the head's output ``z`` (B, p², h, w):
+        ``emit(before + z)`` with ``model.residual`` (``before``: the frame before it),
+        else ``emit(z)``."""
+        return self.emit(before + z if self.residual else z)
 
     def zeros(self, like: Tensor, channels: int) -> Tensor:
         """A zero state (B, channels, h, w) with the dtype, device and memory format of the model."""

@@ -17,7 +17,9 @@ Network: an encoder stack reads the T_in (patched) input frames; its final (H, C
 initialise a forecaster stack of the same depth and widths, layer by layer. As in the
 paper, the forecaster gets no frame input (its first layer has no ``conv_x``), and all
 its layers' hidden states are concatenated and passed through a 1×1 convolution
-(clamped to [0, 1], see ``Nowcaster.emit``) to give each prediction. Since no prediction
+(clamped to [0, 1], see ``Nowcaster.emit``) to give each prediction (with
+``model.residual``, added to the frame before it: the last input, then the previous
+prediction). Since no prediction
 is fed back, scheduled sampling does not apply (``feeds_predictions = False``;
 ``targets``/``teacher_mask`` are accepted and checked but change nothing).
 """
@@ -87,10 +89,12 @@ class ConvLSTMNowcaster(Nowcaster):
                 hs[i], cs[i] = cell(inp, hs[i], cs[i])
                 inp = hs[i]
         outs = []
+        before = x[:, -1]
         for _ in range(n_out):
             inp = None
             for i, cell in enumerate(self.forecaster):
                 hs[i], cs[i] = cell(inp, hs[i], cs[i])
                 inp = hs[i]
-            outs.append(self.emit(self.head(torch.cat(hs, dim=1))))
+            before = self.predict_frame(self.head(torch.cat(hs, dim=1)), before)
+            outs.append(before)
         return torch.stack(outs, dim=1)

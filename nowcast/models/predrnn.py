@@ -4,8 +4,9 @@ One stack reads the T_in input frames and then its own predictions (or, under sc
 sampling, the true frames): T_in + n_out − 1 steps in all. At each step the spatiotemporal
 memory M climbs the stack bottom → top, and the top layer's M at step t−1 becomes the
 bottom layer's M^{0} at step t (the zigzag). The top hidden state goes through a 1×1
-convolution (clamped to [0, 1], see ``Nowcaster.emit``) to give the next (patched)
-frame; predictions start at the last input step. Subclasses (MIM) swap the layers and
+convolution (clamped to [0, 1], see ``Nowcaster.emit``; with ``model.residual``, added
+to the step's input frame) to give the next (patched) frame; predictions start at the
+last input step. Subclasses (MIM) swap the layers and
 the state they carry.
 """
 
@@ -56,5 +57,5 @@ class PredRNNNowcaster(Nowcaster):
             inp = x[:, t] if t < t_in else self.next_input(outs[-1], truth, mask, t - t_in)
             top = self._step(inp, st)
             if t >= t_in - 1:
-                outs.append(self.emit(self.head(top)))
+                outs.append(self.predict_frame(self.head(top), inp))
         return torch.stack(outs, dim=1)
