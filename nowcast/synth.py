@@ -4,7 +4,9 @@ What a frame holds (``size`` × ``size`` grid, ``pixel_km`` spacing, azimuthal-e
 projection around a fictitious radar):
 
 * rain: two periodic power-law ("multi-scale") random fields whose mixture rotates slowly in
-  time (growth and decay of cells), advected by a slowly turning velocity, thresholded by a
+  time (growth and decay of cells: the field at a point decorrelates over ~90 min, a
+  quarter of :data:`EVOLUTION_HOURS`), advected at 35–55 km/h (:data:`SPEED_KMH`, one speed
+  per seed) by a slowly turning velocity, thresholded by a
   slowly varying level that gives widespread rain, scattered showers and dry spells (each
   day passes through a dry spell and a wet spell);
 * no echo: ``NO_ECHO_DBZ`` (−32 dBZ, as FMI); outside the circular coverage: NaN;
@@ -33,6 +35,8 @@ from nowcast.progress import track
 NO_ECHO_DBZ = -32.0
 CLUTTER_DBZ = 50.0
 FILL_INT16 = np.int16(-32768)
+SPEED_KMH = (35.0, 55.0)  # range of the archive's advection speed (drawn once per seed)
+EVOLUTION_HOURS = 6.0  # period of the mixture's rotation: cells decorrelate over ~90 min
 DBZ_SCALE = 0.01  # packed int16 resolution [dBZ]
 FIELD_SIZE = 1024  # period of the base random fields [px]
 TIME_UNITS = "minutes since 1970-01-01 00:00:00"
@@ -163,7 +167,7 @@ def _day_frames(cfg, day: dt.date, per_day: int, cover: np.ndarray, clutter_px: 
     clutter_on = rng.random(per_day) < 0.9
     # a global (seed-only) clock makes velocity and wetness continuous across midnight
     glob = np.random.default_rng(np.random.SeedSequence([cfg.seed, 104729]))
-    speed_kmh = glob.uniform(15.0, 35.0)
+    speed_kmh = glob.uniform(*SPEED_KMH)
     heading = glob.uniform(0, 2 * np.pi)
     wet_phase = glob.uniform(0, 2 * np.pi)
     evolve_phase = glob.uniform(0, 2 * np.pi)
@@ -177,7 +181,7 @@ def _day_frames(cfg, day: dt.date, per_day: int, cover: np.ndarray, clutter_px: 
     pos_x = np.cumsum(vx) - vx[0] + rng.uniform(0, FIELD_SIZE)
     # wetness threshold: from 0.2 (widespread, ~40 % wet) to 3.2 (dry) once a day
     level = 1.7 + 1.5 * np.sin(2 * np.pi * hours / 24.0 + wet_phase)
-    theta = 2 * np.pi * hours / 3.0 + evolve_phase  # cells grow and decay over ~45 min
+    theta = 2 * np.pi * hours / EVOLUTION_HOURS + evolve_phase  # a quarter turn: independent
     size = cfg.size
     noise_rng = np.random.default_rng(day_seed.spawn(1)[0])
     for k in range(per_day):

@@ -13,11 +13,6 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    reason="issue #8 open: the demo model beats persistence on mean CSI at 0.5/2 mm/h, "
-    "not yet at every lead >= 12 min",
-    strict=False,
-)
 def test_demo_runs_end_to_end_and_beats_persistence(tmp_path):
     out = tmp_path / "demo"
     proc = subprocess.run(
