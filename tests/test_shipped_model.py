@@ -87,6 +87,26 @@ def test_cli_predict_on_the_real_odim_folder(radar_dir, tmp_path):
     _check_nowcast(out, np.datetime64(read_frame(files[-1], cfg.input, cfg.zr).time, "s"))
 
 
+def test_six_minute_folder_is_refused_by_default(radar_dir, tmp_path):
+    """BOM's 6-minute frames would pass as 5-minute ones (leads mislabelled): refused by the
+    default time tolerance (± 0.5 min), run when the user widens it on purpose."""
+    folder = radar_dir / "bom-melbourne_20180616_6min"
+    args = ["predict", "--checkpoint", str(SHIPPED), "--input", str(folder)]
+    refused = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "no.nc")])
+    assert refused.exit_code == 2
+    assert "not consecutive: 6 min after the previous frame" in " ".join(refused.output.split())
+    assert not (tmp_path / "no.nc").exists()
+    widened = [
+        *args,
+        "--out",
+        str(tmp_path / "yes.nc"),
+        "--set",
+        "predict.time_tolerance_minutes=1",
+    ]
+    assert CliRunner().invoke(app, widened).exit_code == 0
+    assert (tmp_path / "yes.nc").is_file()
+
+
 def _csi(forecast: np.ndarray, observed: np.ndarray, threshold: float) -> float:
     f, o = forecast >= threshold, observed >= threshold
     hits = np.sum(f & o)

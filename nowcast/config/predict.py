@@ -16,9 +16,11 @@ from nowcast.config.base import NonNegativeFloat, NonNegativeInt, PositiveInt, S
 class PredictConfig(Section):
     """Checks on the input frames, the noise-mask policy, the number of leads, the pictures."""
 
-    time_tolerance_minutes: NonNegativeFloat = 1.0
+    time_tolerance_minutes: NonNegativeFloat = 0.5
     """Consecutive input frames must be the model's interval apart ± this many minutes;
-    two frames at most this far apart are duplicates (an error)."""
+    two frames at most this far apart are duplicates (an error). Half a minute lets time
+    stamps jitter by seconds but refuses a 6-minute archive for a 5-minute model (its
+    leads would be labelled 5, 10, … min while each step is 6)."""
     noise_mask: Literal["nearest_month", "union"] = "nearest_month"
     """Which of the checkpoint's monthly noise masks blanks the nowcast: the calendar month
     of the last input frame (the nearest month the checkpoint has, if it lacks that one),
