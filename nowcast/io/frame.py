@@ -77,6 +77,15 @@ class Frame:
 Window = Callable[[tuple[int, int]], tuple[slice, slice]]
 
 
+def window_slices(
+    window: Window | None, shape: tuple[int, int]
+) -> tuple[slice, slice, tuple[int, int]]:
+    """``(rows, cols, origin)`` a reader reads of an (H, W) grid: ``window(shape)``, or the
+    whole grid when ``window`` is None; ``origin`` is the grid pixel of the part's [0, 0]."""
+    rows, cols = window(tuple(shape)) if window else (slice(None), slice(None))
+    return rows, cols, (rows.start or 0, cols.start or 0)
+
+
 def grid_key(
     shape: tuple[int, int], x: np.ndarray, y: np.ndarray, grid_mapping: dict[str, Any]
 ) -> str:

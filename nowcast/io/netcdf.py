@@ -23,7 +23,7 @@ from typing import Any
 import netCDF4
 import numpy as np
 
-from nowcast.io.frame import BadInputFile, Frame, Window, jsonable
+from nowcast.io.frame import BadInputFile, Frame, Window, jsonable, window_slices
 from nowcast.io.quantity import (
     ACCUMULATION,
     STANDARD_NAMES,
@@ -75,8 +75,7 @@ def _read(nc, path, variable, zr_a, zr_b, interval_minutes, window) -> list[Fram
     period = interval_minutes
     if quantity == ACCUMULATION:
         period = _accumulation_minutes(nc, tvar, path) or interval_minutes
-    rows, cols = window((len(y), len(x))) if window else (slice(None), slice(None))
-    origin = (rows.start or 0, cols.start or 0)
+    rows, cols, origin = window_slices(window, (len(y), len(x)))
     index = (cols, rows) if transpose else (rows, cols)
     values = _decode(var, (slice(None),) * (var.ndim - 2) + index)
     if var.ndim == 2:

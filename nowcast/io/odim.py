@@ -26,7 +26,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from nowcast.io.frame import BadInputFile, Frame, Window
+from nowcast.io.frame import BadInputFile, Frame, Window, window_slices
 from nowcast.io.quantity import ACCUMULATION, RATE, REFLECTIVITY, to_dbz
 
 #: ODIM quantities read, in order of preference: (quantity, units as in ODIM)
@@ -82,7 +82,7 @@ def _read(f: h5py.File, path: Path, variable, zr_a, zr_b, interval_minutes, wind
     image = data["data"]
     if image.ndim != 2:
         raise BadInputFile(path, f"{data.name}/data: expected a 2-D image, got shape {image.shape}")
-    rows, cols = window(image.shape) if window else (slice(None), slice(None))
+    rows, cols, origin = window_slices(window, image.shape)
     raw = np.asarray(image[rows, cols])
     values = raw.astype(np.float32) * np.float32(gain) + np.float32(offset)
     no_echo = np.zeros(raw.shape, dtype=bool) if undetect is None else raw == undetect
@@ -108,7 +108,7 @@ def _read(f: h5py.File, path: Path, variable, zr_a, zr_b, interval_minutes, wind
         variable=name,
         units=units,
         format="odim_h5",
-        origin=(rows.start or 0, cols.start or 0),
+        origin=origin,
     )
 
 
