@@ -35,6 +35,14 @@ def store(tmp_path_factory):
     return write_blob_store(path, splits=("train", "train", "val", "test"), h=16, w=24, seed=5)
 
 
+def cpu_trainer(cfg: Config, run_dir) -> Trainer:
+    """A single-process CPU :class:`Trainer` on ``run_dir`` (no metrics writer), for tests
+    that drive its steps directly."""
+    return Trainer(
+        cfg, DistEnv(), torch.device("cpu"), check_inputs(cfg), RunDir(run_dir, writer=False)
+    )
+
+
 def events(run_dir, kind):
     return [e for e in read_metrics(run_dir / "metrics.jsonl") if e["event"] == kind]
 
@@ -195,13 +203,7 @@ def test_divergence_stops_and_keeps_the_last_good_checkpoint(store, tmp_path):
 
 def test_nan_loss_is_caught_before_the_step(store, tmp_path):
     cfg = tiny_config(store, tmp_path / "run", steps=3, val_every=100)
-    trainer = Trainer(
-        cfg,
-        DistEnv(),
-        torch.device("cpu"),
-        check_inputs(cfg),
-        RunDir(tmp_path / "run", writer=False),
-    )
+    trainer = cpu_trainer(cfg, tmp_path / "run")
     with torch.no_grad():
         next(trainer.net.parameters()).fill_(float("nan"))
     trainer.sampler.set_epoch(0)
@@ -235,13 +237,7 @@ def test_lr_schedule_warmup_then_cosine(store, tmp_path):
 @pytest.mark.parametrize("name", ["adam", "adamw"])
 def test_optimizer_and_weight_decay(store, tmp_path, name):
     cfg = tiny_config(store, tmp_path / "run", optimizer=name, weight_decay=0.5, lr=0.1)
-    trainer = Trainer(
-        cfg,
-        DistEnv(),
-        torch.device("cpu"),
-        check_inputs(cfg),
-        RunDir(tmp_path / "run", writer=False),
-    )
+    trainer = cpu_trainer(cfg, tmp_path / "run")
     p = next(trainer.net.parameters())
     before = p.detach().clone()
     for q in trainer.net.parameters():
@@ -259,13 +255,7 @@ def test_optimizer_and_weight_decay(store, tmp_path, name):
 @pytest.mark.parametrize("clip", [1e-3, None])
 def test_gradient_clipping(store, tmp_path, clip):
     cfg = tiny_config(store, tmp_path / "run", grad_clip=clip)
-    trainer = Trainer(
-        cfg,
-        DistEnv(),
-        torch.device("cpu"),
-        check_inputs(cfg),
-        RunDir(tmp_path / "run", writer=False),
-    )
+    trainer = cpu_trainer(cfg, tmp_path / "run")
     trainer.sampler.set_epoch(0)
     trainer.train_step(next(iter(trainer.loader)))
     norm = torch.linalg.vector_norm(torch.stack([q.grad.norm() for q in trainer.net.parameters()]))
@@ -277,13 +267,7 @@ def test_gradient_clipping(store, tmp_path, clip):
 
 def test_bmse_loss_key(store, tmp_path):
     cfg = tiny_config(store, tmp_path / "run", loss="bmse")
-    trainer = Trainer(
-        cfg,
-        DistEnv(),
-        torch.device("cpu"),
-        check_inputs(cfg),
-        RunDir(tmp_path / "run", writer=False),
-    )
+    trainer = cpu_trainer(cfg, tmp_path / "run")
     trainer.sampler.set_epoch(0)
     x, y, mask = next(iter(trainer.loader))
     pred = torch.full_like(y, 0.1)
@@ -336,13 +320,7 @@ def test_scheduled_sampling_masks_follow_the_step_and_the_rank(store, tmp_path):
     cfg = tiny_config(
         store, tmp_path / "run", batch_size=8, model={"name": "predrnn", "sampling_iters": 100}
     )
-    trainer = Trainer(
-        cfg,
-        DistEnv(),
-        torch.device("cpu"),
-        check_inputs(cfg),
-        RunDir(tmp_path / "run", writer=False),
-    )
+    trainer = cpu_trainer(cfg, tmp_path / "run")
     assert (
         trainer.teacher_prob(0) == 1.0
         and trainer.teacher_prob(25) == 0.75
