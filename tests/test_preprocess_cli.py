@@ -141,33 +141,21 @@ def test_grid_smaller_than_the_crop(archive, tmp_path):
     _assert_one_line_error(result, str(archive / "a_0.nc"), "smaller than the crop (100×100")
 
 
-def test_settings_that_contradict_each_other(archive, tmp_path):
-    result = _run(
-        "--input", str(archive), "-o", str(tmp_path / "s.nc"), "--set", "preprocess.z_max=-20"
-    )
-    _assert_one_line_error(result, "preprocess.z_max: must be greater than preprocess.z_min (-10)")
-    result = _run("-i", str(archive), "-o", str(tmp_path / "s.nc"), "--set", "preprocess.size=50")
-    _assert_one_line_error(result, "preprocess.size: must not exceed preprocess.crop (40)")
-    result = _run(
-        "-i", str(archive), "-o", str(tmp_path / "s.nc"), "--set", "preprocess.interval_minutes=7"
-    )
-    _assert_one_line_error(result, "preprocess.interval_minutes: must divide a day")
-    result = _run(
-        "-i", str(archive), "-o", str(tmp_path / "s.nc"), "--set", "preprocess.tolerance_minutes=3"
-    )
-    _assert_one_line_error(result, "preprocess.tolerance_minutes: must be less than half")
-    result = _run(
-        "-i", str(archive), "-o", str(tmp_path / "s.nc"), "--set", "preprocess.split_ratio=[0,0,0]"
-    )
-    _assert_one_line_error(result, "preprocess.split_ratio")
-    result = _run(
-        "-i", str(archive), "-o", str(tmp_path / "s.nc"), "--set", "preprocess.block_frames=241"
-    )
-    _assert_one_line_error(result, "preprocess.block_frames: must fit in a day")
-    result = _run(
-        "-i", str(archive), "-o", str(tmp_path / "s.nc"), "--set", "preprocess.clutter_clusters=1"
-    )
-    _assert_one_line_error(result, "preprocess.clutter_clusters")
+@pytest.mark.parametrize(
+    "setting, message",
+    [
+        ("preprocess.z_max=-20", "preprocess.z_max: must be greater than preprocess.z_min (-10)"),
+        ("preprocess.size=50", "preprocess.size: must not exceed preprocess.crop (40)"),
+        ("preprocess.interval_minutes=7", "preprocess.interval_minutes: must divide a day"),
+        ("preprocess.tolerance_minutes=3", "preprocess.tolerance_minutes: must be less than half"),
+        ("preprocess.split_ratio=[0,0,0]", "preprocess.split_ratio"),
+        ("preprocess.block_frames=241", "preprocess.block_frames: must fit in a day"),
+        ("preprocess.clutter_clusters=1", "preprocess.clutter_clusters"),
+    ],
+)
+def test_settings_that_contradict_each_other(archive, tmp_path, setting, message):
+    result = _run("-i", str(archive), "-o", str(tmp_path / "s.nc"), "--set", setting)
+    _assert_one_line_error(result, message)
     assert not (tmp_path / "s.nc").exists()
 
 
