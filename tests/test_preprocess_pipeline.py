@@ -265,3 +265,22 @@ def test_unreachable_scheduler_is_a_user_error():
     with pytest.raises(UserError, match="preprocess.scheduler: cannot connect"):
         with Runner(0, "tcp://127.0.0.1:9"):
             pass
+
+
+def _malloc_trim_setting(_item: object) -> str | None:
+    import os
+
+    return os.environ.get("MALLOC_TRIM_THRESHOLD_")
+
+
+def test_local_workers_keep_glibc_adaptive_malloc(monkeypatch):
+    """dask sets MALLOC_TRIM_THRESHOLD_ in new workers; ours must start without it."""
+    import dask
+    import distributed  # noqa: F401  (loads dask's distributed.* settings)
+
+    from nowcast.preprocess.parallel import Runner
+
+    assert "MALLOC_TRIM_THRESHOLD_" in dask.config.get("distributed.nanny.pre-spawn-environ")
+    monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)
+    with Runner(1) as runner:
+        assert list(runner.map_unordered(_malloc_trim_setting, [0])) == [None]
