@@ -42,6 +42,12 @@ class ModelConfig(Section):
     lead, then the previous prediction): ``clamp(frame_before + head)``. Off (the papers'
     networks): the head gives whole frames. On, an untrained network starts as persistence
     and short leads stay as sharp as the input."""
+    probability_matching: bool = False
+    """At inference (eval mode), remap each predicted frame onto the value distribution of
+    the last input frame (pysteps' empirical-CDF matching, ``nowcast.models.probmatch``):
+    the network still says where rain is, the latest observation how much of each
+    intensity; the wet area never grows. Counters the fading with lead time of an
+    MSE-trained network. Training (and its loss) never sees it; validation does."""
     channels_last: bool = True
     """Run the convolutions in channels-last (NHWC) memory format: measured 1.2–1.4× faster
     than channels-first on CPU at 64 channels (README "Models", ``scripts/bench.py models``)."""

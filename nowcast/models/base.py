@@ -24,6 +24,7 @@ from torch import Tensor, nn
 
 from nowcast.config.model import ModelConfig
 from nowcast.errors import UserError
+from nowcast.models.probmatch import match_empirical_cdf
 
 
 def same_conv(c_in: int, c_out: int, kernel: int, bias: bool) -> nn.Conv2d:
@@ -68,6 +69,7 @@ class Nowcaster(nn.Module):
         self.channels_last = cfg.channels_last
         self.frame_channels = cfg.patch**2
         self.residual = cfg.residual
+        self.probability_matching = cfg.probability_matching
 
     # ------------------------------------------------------------------ contract
     def forward(
@@ -83,7 +85,8 @@ class Nowcaster(nn.Module):
         targets: (B, n_out, 1, H, W), the true future frames (training only, with ``teacher_mask``).
         teacher_mask: (B, n_out − 1) bool/float; entry ``[b, k]`` = 1 feeds the true frame
             ``targets[b, k]`` as the next input, 0 feeds the model's own prediction of it.
-        Returns (B, n_out, 1, H, W) in [0, 1].
+        Returns (B, n_out, 1, H, W) in [0, 1]; in eval mode with ``model.probability_matching``
+        every frame's values are those of ``inputs[:, -1]`` (:mod:`nowcast.models.probmatch`).
         """
         b, t_in, c, h, w = self._check(inputs, n_out)
         x = self.to_patches(inputs)
@@ -105,8 +108,10 @@ class Nowcaster(nn.Module):
                 )
             truth = self.to_patches(targets)
             mask = teacher_mask.to(dtype=x.dtype)
-        y = self._run(x, n_out, truth, mask)
-        return self.from_patches(y)
+        y = self.from_patches(self._run(x, n_out, truth, mask))
+        if self.probability_matching and not self.training:
+            y = match_empirical_cdf(y, inputs[:, -1])
+        return y
 
     def _run(self, x: Tensor, n_out: int, truth: Tensor | None, mask: Tensor | None) -> Tensor:
         raise NotImplementedError
