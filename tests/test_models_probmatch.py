@@ -49,6 +49,15 @@ def test_keeps_ranks_and_takes_the_observed_values():
             )
 
 
+def test_half_precision_is_matched_in_float32():
+    pred, obs = _pair(5, 0.5, 0.8)
+    p32, o32 = torch.from_numpy(pred).float(), torch.from_numpy(obs).float()
+    out = match_empirical_cdf(p32.bfloat16(), o32)
+    assert out.dtype == torch.bfloat16
+    want = match_empirical_cdf(p32.bfloat16().float(), o32).bfloat16()
+    assert torch.equal(out, want)
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_model_applies_it_in_eval_mode_only(name):
     torch.manual_seed(0)

@@ -47,7 +47,8 @@ class ModelConfig(Section):
     the last input frame (pysteps' empirical-CDF matching, ``nowcast.models.probmatch``):
     the network still says where rain is, the latest observation how much of each
     intensity; the wet area never grows. Counters the fading with lead time of an
-    MSE-trained network. Training (and its loss) never sees it; validation does."""
+    MSE-trained network. Training (and its loss) never sees it; validation does. Whole
+    frames are ranked (pixels outside coverage and clutter included)."""
     channels_last: bool = True
     """Run the convolutions in channels-last (NHWC) memory format: measured 1.2–1.4× faster
     than channels-first on CPU at 64 channels (README "Models", ``scripts/bench.py models``)."""

@@ -103,7 +103,9 @@ def _worker_environ() -> dict[str, Any]:
     Setting that variable switches off glibc's adaptive mmap threshold, so every array
     above 128 kB (each 350² float32 region, each decoded grid) is mmap'ed and page-faulted
     afresh: reading and transforming a frame took ~35 % longer in a worker than in this
-    process. Our tasks hold a few MB at a time, so eager trimming buys nothing.
+    process. Our tasks hold a few MB at a time, so eager trimming buys nothing. (A value
+    set in this process's own environment is still inherited; clusters joined with
+    ``--scheduler`` keep their own settings.)
     """
     import dask
 
