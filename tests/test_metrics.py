@@ -129,6 +129,32 @@ def test_contingency_total_is_the_number_of_valid_pixels_and_streaming_is_exact(
     assert a.n_sequences == b.n_sequences == B
 
 
+def test_sums_of_shares_give_the_whole_split():
+    """state()/load_state(): what DDP validation adds over processes (each scores every
+    world-th window) gives the accumulator of the whole split."""
+    rng = np.random.default_rng(2)
+    thresholds = [0.5, 2.0]
+    B, L, H, W = 5, 2, 8, 10
+    pred, obs = _random_fields(rng, (B, L, H, W), MP.mmh_to_gray(thresholds))
+    mask = rng.random((B, H, W)) > 0.2
+    whole = MetricAccumulator(L, thresholds, MP)
+    whole.update(torch.tensor(pred), torch.tensor(obs), torch.tensor(mask))
+    shares = []
+    for rank in range(2):  # windows rank, rank + 2, …: 3 and 2 windows
+        acc = MetricAccumulator(L, thresholds, MP)
+        rows = slice(rank, None, 2)
+        acc.update(torch.tensor(pred[rows]), torch.tensor(obs[rows]), torch.tensor(mask[rows]))
+        shares.append(acc.state())
+    merged = MetricAccumulator(L, thresholds, MP)
+    merged.load_state([a + b for a, b in zip(*shares)])
+    a, b = whole.result(), merged.result()
+    assert b.n_sequences == B
+    for name in ("hits", "misses", "false_alarms", "correct_negatives", "pixels"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+    for name in ("mse", "b_mse", "mae_rate", "csi"):
+        np.testing.assert_allclose(getattr(a, name), getattr(b, name), rtol=1e-12)
+
+
 def test_mse_and_balanced_errors_by_hand():
     """Two sequences of one 2×2 frame; rain rates chosen in each B-MSE weight band."""
     rates = np.array([[1.0, 3.0], [7.0, 40.0]])  # weights 1, 2, 5, 30

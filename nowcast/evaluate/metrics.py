@@ -233,6 +233,21 @@ class MetricAccumulator:
         )
         self.n_sequences += B
 
+    def state(self) -> list[torch.Tensor]:
+        """The running sums as tensors on ``device`` (joint histogram, error sums, and the
+        number of sequences): summing them element-wise over accumulators of the same
+        settings — e.g. ``torch.distributed.all_reduce`` over processes that each scored a
+        share of a split, then :meth:`load_state` — gives the accumulator of the whole split."""
+        n = torch.tensor([self.n_sequences], dtype=torch.int64, device=self.device)
+        return [self._joint.clone(), self._sums.clone(), n]
+
+    def load_state(self, state: Sequence[torch.Tensor]) -> None:
+        """Replace the running sums by ``state`` (the form :meth:`state` returns)."""
+        joint, sums, n = state
+        self._joint = joint.to(self.device, torch.int64)
+        self._sums = sums.to(self.device, torch.float64)
+        self.n_sequences = int(n.item())
+
     def tables(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Summed (hits, misses, false alarms, correct negatives), each int64 (L, K)."""
         n = self._bins

@@ -75,6 +75,13 @@ def all_mean(value: torch.Tensor) -> torch.Tensor:
     return value
 
 
+def all_sum_(tensors: list[torch.Tensor]) -> None:
+    """Sum each tensor in place over all processes (nothing with one process)."""
+    if dist.is_available() and dist.is_initialized():
+        for t in tensors:
+            dist.all_reduce(t, op=dist.ReduceOp.SUM)
+
+
 def broadcast_object(obj):
     """Rank 0's ``obj`` (any picklable value) on every process."""
     if not (dist.is_available() and dist.is_initialized()):

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from rich.progress import TextColumn
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Subset
 
 from nowcast.checkpoint import load_checkpoint
 from nowcast.config import Config
@@ -38,6 +38,7 @@ from nowcast.train.ddp import (
     DistEnv,
     ResumableSampler,
     all_mean,
+    all_sum_,
     barrier,
     broadcast_object,
     destroy_process_group,
@@ -167,17 +168,18 @@ class Trainer:
             multiprocessing_context=worker_context(workers),
             generator=torch.Generator().manual_seed(tc.seed),
         )
-        self.val_loader = None
-        if env.is_main:  # validation runs on rank 0 (see evaluate)
-            self.val_loader = DataLoader(
-                inputs.val,
-                batch_size=self.per_rank,
-                num_workers=workers,
-                pin_memory=cuda,
-                persistent_workers=workers > 0,
-                multiprocessing_context=worker_context(workers),
-                generator=torch.Generator().manual_seed(tc.seed),
-            )
+        # every process scores windows rank, rank + world, … of the val split (see evaluate)
+        val_share = Subset(inputs.val, range(env.rank, len(inputs.val), env.world))
+        val_workers = min(workers, len(val_share))
+        self.val_loader = DataLoader(
+            val_share,
+            batch_size=self.per_rank,
+            num_workers=val_workers,
+            pin_memory=cuda,
+            persistent_workers=val_workers > 0,
+            multiprocessing_context=worker_context(val_workers),
+            generator=torch.Generator().manual_seed(tc.seed),
+        )
         if saved is not None:
             self._restore(saved)
 
@@ -326,23 +328,23 @@ class Trainer:
     # ------------------------------------------------------------------ validation
 
     def evaluate(self, forecast) -> dict[str, float]:
-        """Scores of ``forecast`` on the val split. Rank 0 scores the whole split while the
-        other processes wait; every process gets rank 0's scores (so all decide alike)."""
-        scores = None
-        if self.env.is_main:
-            self.net.eval()
-            try:
-                with torch.autocast(self.device.type, dtype=self.amp, enabled=self.amp is not None):
-                    scores = score(
-                        forecast,
-                        self.val_loader,
-                        self.n_out,
-                        self.tc.val_thresholds,
-                        self.inputs.scale,
-                        self.device,
-                    )
-            finally:
-                self.net.train()
+        """Scores of ``forecast`` on the val split. Every process scores its share and the
+        sums are added over processes; every process then takes rank 0's scores (so all
+        decide alike, to the last bit)."""
+        self.net.eval()
+        try:
+            with torch.autocast(self.device.type, dtype=self.amp, enabled=self.amp is not None):
+                scores = score(
+                    forecast,
+                    self.val_loader,
+                    self.n_out,
+                    self.tc.val_thresholds,
+                    self.inputs.scale,
+                    self.device,
+                    combine=all_sum_,
+                )
+        finally:
+            self.net.train()
         return broadcast_object(scores)
 
     def validate(self) -> None:

@@ -8,8 +8,9 @@ tables summed over the split before any score is computed; event = rate ≥ thre
     csi@<thr>    CSI at each threshold [mm/h], from the tables summed over all lead times
     csi_mean     mean of the csi@ values (NaN ones left out)
 
-Under DDP, rank 0 scores the whole split while the other processes wait, and the scores
-are then shared (see :meth:`nowcast.train.trainer.Trainer.evaluate`).
+Under DDP every process scores its share of the split (windows r, r + world, …) and the
+sums are added over processes before any score is computed, so the scores are those of
+the whole split (see :meth:`nowcast.train.trainer.Trainer.evaluate`).
 """
 
 from __future__ import annotations
@@ -57,15 +58,21 @@ def score(
     thresholds_mmh: list[float],
     scale: GrayScale,
     device: torch.device,
+    combine: Callable[[list[torch.Tensor]], None] | None = None,
 ) -> dict[str, float]:
     """Scores of ``forecast(inputs (B, n_in, 1, H, W)) -> (B, n_out, 1, H, W)`` over ``batches``
-    of ``(inputs, targets, mask)``."""
+    of ``(inputs, targets, mask)``. ``combine(sums)``: adds the accumulator's sums in place
+    over processes that scored other shares (e.g. :func:`nowcast.train.ddp.all_sum_`)."""
     acc = MetricAccumulator(n_out, thresholds_mmh, scale, device)
     for inputs, targets, mask in batches:
         inputs = inputs.to(device, non_blocking=True)
         targets = targets.to(device, non_blocking=True)
         pred = forecast(inputs).float()
         acc.update(pred[:, :, 0].contiguous(), targets[:, :, 0].contiguous(), mask.to(device))
+    if combine is not None:
+        state = acc.state()
+        combine(state)
+        acc.load_state(state)
     return summarize(acc)
 
 
