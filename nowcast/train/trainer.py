@@ -79,7 +79,12 @@ def train(cfg: Config, resume: bool = False) -> Path:
         torch.set_num_threads(cfg.train.threads)
     try:
         barrier()  # every process has checked the run folder before rank 0 writes to it
-        return Trainer(cfg, env, device, inputs, run, saved).fit()
+        out = Trainer(cfg, env, device, inputs, run, saved).fit()
+        # rank 0 still writes its last checkpoint and summary: tearing gloo down while a
+        # peer is busy aborted a process now and then ("terminate called without an
+        # active exception", SIGABRT at exit)
+        barrier()
+        return out
     finally:
         torch.set_num_threads(threads)
         destroy_process_group()
