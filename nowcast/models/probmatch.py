@@ -36,5 +36,6 @@ def match_empirical_cdf(pred: Tensor, ref: Tensor) -> Tensor:
     ranked = r.sort(-1).values.expand(b, t, -1)  # (B, T, N): the reference's order statistics
     order = p.argsort(dim=-1, stable=True)
     out = p.new_empty(p.shape).scatter_(-1, order, ranked)
-    out = out.where(p != p.amin(-1, keepdim=True), r.amin(-1, keepdim=True))
+    dry = p == p.gather(-1, order[..., :1])  # at the prediction's minimum
+    out = out.where(~dry, ranked[..., :1])  # z_ref: the reference's minimum
     return out.reshape(pred.shape).to(pred.dtype)
