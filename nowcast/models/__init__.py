@@ -32,6 +32,8 @@ REGISTRY: dict[str, Callable[[ModelConfig], Nowcaster]] = {
     "mim": MIMNowcaster,
 }
 
+#: networks whose forecaster reads the extrapolated frames of ``model.advection``
+_ADVECTION = {"convlstm"}
 #: networks whose memory M passes between layers, so every layer must have the same width
 _SHARED_MEMORY = {"predrnn", "mim"}
 
@@ -40,6 +42,11 @@ def check_config(name: str, cfg: ModelConfig) -> None:
     """Checks across keys; raises a one-line UserError naming the key."""
     if name not in REGISTRY:
         raise UserError(f"model.name: unknown model {name!r} (known: {', '.join(REGISTRY)})")
+    if cfg.advection and name not in _ADVECTION:
+        raise UserError(
+            f"model.advection: only {', '.join(sorted(_ADVECTION))} reads the extrapolation, "
+            f"not {name}"
+        )
     if cfg.kernel % 2 == 0:
         raise UserError(f"model.kernel: expected an odd kernel size, got {cfg.kernel}")
     if len(cfg.hidden) > 1:

@@ -24,6 +24,7 @@ from torch import Tensor, nn
 
 from nowcast.config.model import ModelConfig
 from nowcast.errors import UserError
+from nowcast.models.advection import AdvectionPrior
 from nowcast.models.probmatch import match_empirical_cdf
 
 
@@ -55,9 +56,10 @@ def widths(cfg: ModelConfig) -> list[int]:
 class Nowcaster(nn.Module):
     """Base class: input checks, space-to-depth, output clamp, scheduled sampling.
 
-    Subclasses implement ``_run(x, n_out, truth, mask) -> (B, n_out, p², h, w)`` on patched
-    tensors, where ``truth`` (B, n_out, p², h, w) and ``mask`` (B, n_out−1) are ``None``
-    unless teacher forcing is on.
+    Subclasses implement ``_run(x, n_out, truth, mask, prior) -> (B, n_out, p², h, w)`` on
+    patched tensors, where ``truth`` (B, n_out, p², h, w) and ``mask`` (B, n_out−1) are
+    ``None`` unless teacher forcing is on, and ``prior`` (B, n_out, p², h, w), the pysteps
+    extrapolation of the inputs, is ``None`` unless ``model.advection`` is on.
     """
 
     #: whether the network feeds frames back in while forecasting (so teacher forcing applies)
@@ -70,6 +72,7 @@ class Nowcaster(nn.Module):
         self.frame_channels = cfg.patch**2
         self.residual = cfg.residual
         self.probability_matching = cfg.probability_matching
+        self.advection = AdvectionPrior() if cfg.advection else None
 
     # ------------------------------------------------------------------ contract
     def forward(
@@ -87,6 +90,8 @@ class Nowcaster(nn.Module):
             ``targets[b, k]`` as the next input, 0 feeds the model's own prediction of it.
         Returns (B, n_out, 1, H, W) in [0, 1]; in eval mode with ``model.probability_matching``
         every frame's values are those of ``inputs[:, -1]`` (:mod:`nowcast.models.probmatch`).
+        With ``model.advection`` the network also gets the pysteps extrapolation of
+        ``inputs`` (:mod:`nowcast.models.advection`; at least 3 inputs).
         """
         b, t_in, c, h, w = self._check(inputs, n_out)
         x = self.to_patches(inputs)
@@ -108,12 +113,22 @@ class Nowcaster(nn.Module):
                 )
             truth = self.to_patches(targets)
             mask = teacher_mask.to(dtype=x.dtype)
-        y = self.from_patches(self._run(x, n_out, truth, mask))
+        prior = None
+        if self.advection is not None:
+            prior = self.to_patches(self.advection(inputs, n_out))
+        y = self.from_patches(self._run(x, n_out, truth, mask, prior))
         if self.probability_matching and not self.training:
             y = match_empirical_cdf(y, inputs[:, -1])
         return y
 
-    def _run(self, x: Tensor, n_out: int, truth: Tensor | None, mask: Tensor | None) -> Tensor:
+    def _run(
+        self,
+        x: Tensor,
+        n_out: int,
+        truth: Tensor | None,
+        mask: Tensor | None,
+        prior: Tensor | None = None,
+    ) -> Tensor:
         raise NotImplementedError
 
     def _check(self, inputs: Tensor, n_out: int) -> tuple[int, int, int, int, int]:

@@ -19,7 +19,11 @@ paper, the forecaster gets no frame input (its first layer has no ``conv_x``), a
 its layers' hidden states are concatenated and passed through a 1×1 convolution
 (clamped to [0, 1], see ``Nowcaster.emit``) to give each prediction (with
 ``model.residual``, added to the frame before it: the last input, then the previous
-prediction). Since no prediction
+prediction). With ``model.advection`` the forecaster's first layer reads, at lead k, the
+pysteps extrapolation of the inputs to lead k (``conv_x`` on that frame), and with
+``model.residual`` the head's change is added to that extrapolated frame instead of the
+previous prediction; the head then starts at zero, so an untrained network forecasts
+exactly the extrapolation. Since no prediction
 is fed back, scheduled sampling does not apply (``feeds_predictions = False``;
 ``targets``/``teacher_mask`` are accepted and checked but change nothing).
 """
@@ -73,13 +77,24 @@ class ConvLSTMNowcaster(Nowcaster):
         ins = [self.frame_channels] + hid[:-1]
         k, fb = cfg.kernel, cfg.forget_bias
         self.encoder = nn.ModuleList(ConvLSTMCell(ins[i], hid[i], k, fb) for i in range(cfg.layers))
-        fore_ins = [0] + hid[:-1]
+        # with model.advection the forecaster reads each lead's extrapolated frame
+        fore_ins = [self.frame_channels if cfg.advection else 0] + hid[:-1]
         self.forecaster = nn.ModuleList(
             ConvLSTMCell(fore_ins[i], hid[i], k, fb) for i in range(cfg.layers)
         )
         self.head = nn.Conv2d(sum(hid), self.frame_channels, 1)
+        if cfg.advection and cfg.residual:  # untrained: exactly the extrapolation
+            nn.init.zeros_(self.head.weight)
+            nn.init.zeros_(self.head.bias)
 
-    def _run(self, x: Tensor, n_out: int, truth: Tensor | None, mask: Tensor | None) -> Tensor:
+    def _run(
+        self,
+        x: Tensor,
+        n_out: int,
+        truth: Tensor | None,
+        mask: Tensor | None,
+        prior: Tensor | None = None,
+    ) -> Tensor:
         first = x[:, 0]
         hs = [self.zeros(first, cell.hidden) for cell in self.encoder]
         cs = [self.zeros(first, cell.hidden) for cell in self.encoder]
@@ -90,11 +105,13 @@ class ConvLSTMNowcaster(Nowcaster):
                 inp = hs[i]
         outs = []
         before = x[:, -1]
-        for _ in range(n_out):
-            inp = None
+        for k in range(n_out):
+            inp = None if prior is None else prior[:, k]
             for i, cell in enumerate(self.forecaster):
                 hs[i], cs[i] = cell(inp, hs[i], cs[i])
                 inp = hs[i]
+            if prior is not None:  # the base frame of lead k is its extrapolation
+                before = prior[:, k]
             before = self.predict_frame(self.head(torch.cat(hs, dim=1)), before)
             outs.append(before)
         return torch.stack(outs, dim=1)

@@ -49,7 +49,14 @@ class PredRNNNowcaster(Nowcaster):
         st["m"][0] = m  # the zigzag: top of step t → bottom of step t+1
         return x
 
-    def _run(self, x: Tensor, n_out: int, truth: Tensor | None, mask: Tensor | None) -> Tensor:
+    def _run(
+        self,
+        x: Tensor,
+        n_out: int,
+        truth: Tensor | None,
+        mask: Tensor | None,
+        prior: Tensor | None = None,  # model.advection is ConvLSTM-only (check_config)
+    ) -> Tensor:
         t_in = x.shape[1]
         st = self._init_state(x[:, 0])
         outs: list[Tensor] = []

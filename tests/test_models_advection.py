@@ -1,0 +1,75 @@
+"""``model.advection``: a ConvLSTM forecasting on top of pysteps extrapolation."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from test_models_common import moving_blobs, tiny
+
+from nowcast.errors import UserError
+from nowcast.models import build
+from nowcast.models.advection import AdvectionPrior
+
+pytest.importorskip("pysteps")
+from nowcast.evaluate.baselines import Extrapolation  # noqa: E402  (needs pysteps)
+
+
+def _blobs() -> torch.Tensor:
+    """(2, 5, 1, 32, 32): blobs moving 1 px a step, so LK finds a real motion."""
+    return moving_blobs(2, 5, 32, 32, seed=1)
+
+
+def test_prior_is_evaluates_extrapolation_baseline():
+    x = _blobs()
+    want = Extrapolation(3)(x[:, :, 0], 4)
+    got = AdvectionPrior()(x, 4)
+    assert got.shape == (2, 4, 1, 32, 32) and got.dtype == x.dtype
+    assert torch.equal(got[:, :, 0], want)
+    # the blob moved: the prior is not persistence
+    assert (got[:, -1, 0] - x[:, -1, 0]).abs().max() > 0.2
+
+
+def test_untrained_residual_network_forecasts_exactly_the_extrapolation():
+    x = _blobs()
+    model = build("convlstm", tiny("convlstm", residual=True, advection=True)).eval()
+    with torch.no_grad():
+        y = model(x, 4)
+    assert torch.equal(y[:, :, 0], Extrapolation(3)(x[:, :, 0], 4).clamp(0, 1))
+
+
+def test_forecaster_reads_the_extrapolation():
+    """Without ``residual`` the prior reaches the output only through the forecaster's new
+    input conv, whose weights get a gradient only from a non-zero input."""
+    x = _blobs()
+    model = build("convlstm", tiny("convlstm", advection=True))
+    conv_x = model.forecaster[0].conv_x
+    assert conv_x is not None and conv_x.in_channels == model.frame_channels
+    model(x, 3).square().mean().backward()
+    assert conv_x.weight.grad is not None and conv_x.weight.grad.abs().sum() > 0
+    plain = build("convlstm", tiny("convlstm"))
+    assert plain.forecaster[0].conv_x is None
+
+
+def test_cache_returns_the_same_and_stays_bounded():
+    prior = AdvectionPrior(cache_windows=2)
+    x = _blobs()
+    first = prior(x, 3)
+    assert len(prior._cache) == 2
+    assert torch.equal(prior(x, 3), first)  # from the cache
+    assert torch.equal(prior(x, 2), first[:, :2])  # n_out is part of the key
+    prior(moving_blobs(1, 5, 32, 32, seed=7), 3)
+    assert len(prior._cache) == 2
+
+
+@pytest.mark.parametrize("name", ["predrnn", "mim"])
+def test_only_convlstm_takes_advection(name):
+    with pytest.raises(UserError, match=r"^model\.advection: only convlstm"):
+        build(name, tiny(name, advection=True))
+
+
+def test_too_few_inputs_name_the_key():
+    model = build("convlstm", tiny("convlstm", residual=True, advection=True))
+    with pytest.raises(
+        UserError, match=r"^model\.advection: .*3 input frames, got 2 \(data\.n_in\)"
+    ):
+        model(_blobs()[:, :2], 2)
