@@ -1,20 +1,17 @@
 """The whole recipe of the shipped model ``models/convlstm_radar5min.pt`` (see models/README.md).
 
-    python scripts/train_shipped.py [--radar ../shared/data/radar] [--ablation] [--folds]
+    python scripts/train_shipped.py [--radar ../shared/data/radar] [--folds]
 
-1. Synthetic 5-minute archive (8 days) → store → ConvLSTM pretraining
-   (``configs/shipped/pretrain.yaml``).
-2. Real 5-minute events, each preprocessed alone (its ``configs/data/<name>.yaml`` with one
+1. Real 5-minute events, each preprocessed alone (its ``configs/data/<name>.yaml`` with one
    whole-day block and the Marshall–Palmer Z–R): FMI and MeteoSwiss for training, RMI
-   (ODIM_H5) held out as the test split; one more synthetic day as the val split
-   (monitoring only). Merged into one store (``nowcast.preprocess.merge``).
-3. Fine-tuning from the pretrained weights (``configs/shipped/finetune.yaml``,
-   ``train.init_from``); the last checkpoint is exported without its optimiser state.
-4. ``nowcast evaluate`` on the held-out test split against persistence and pysteps
-   extrapolation; report.json / report.md / csi_vs_lead.png copied to ``models/eval/``.
-   ``--ablation`` also scores the synthetic-only weights on the same windows; ``--folds``
-   repeats the fine-tuning with FMI, then MeteoSwiss held out (RMI then trains), and
-   scores each on its held-out event (a check of how much the scores depend on the event).
+   (ODIM_H5) held out as the test split; one synthetic day as the val split (monitoring
+   only). Merged into one store (``nowcast.preprocess.merge``).
+2. Training (``configs/shipped/train.yaml``): a ConvLSTM on top of pysteps extrapolation
+   (``model.advection``); the last checkpoint is exported without its optimiser state.
+3. ``nowcast evaluate`` on the held-out test split against persistence and pysteps
+   extrapolation; report.json / report.md / plots copied to ``models/eval/``.
+   ``--folds`` repeats the training with FMI, then MeteoSwiss held out (RMI then trains),
+   and scores each on its held-out event (how much the scores depend on the event).
 
 Every step whose output exists is skipped (an interrupted training run is resumed), so a
 second call only redoes what is missing. Wall-clock seconds of each step go to
@@ -41,8 +38,7 @@ from nowcast.synth import synthesize
 
 REPO = Path(__file__).resolve().parents[1]
 WORK = Path("runs/shipped")
-PRETRAIN = Path("configs/shipped/pretrain.yaml")
-FINETUNE = Path("configs/shipped/finetune.yaml")
+CONFIG = Path("configs/shipped/train.yaml")
 SHIPPED = Path("models/convlstm_radar5min.pt")
 EVAL_COPY = Path("models/eval")
 
@@ -54,9 +50,6 @@ EVENTS = {
 }
 #: split_ratio that puts a one-block day wholly in a split
 RATIO = {"train": [1, 0, 0], "val": [0, 1, 0], "test": [0, 0, 1]}
-#: the synthetic day that is the val split while fine-tuning
-VAL_DAY = {"synth.start": "2024-07-01", "synth.days": 1, "synth.seed": 6}
-
 timings: dict[str, float] = {}
 
 
@@ -73,7 +66,7 @@ def step(name: str, output: Path, run) -> None:
 
 
 def common_sets(cfg: Config) -> list[str]:
-    """--set items giving a store the pretraining's transform, Z–R and window."""
+    """--set items giving a store the recipe's transform, Z–R and window."""
     pre, zr, data = cfg.preprocess, cfg.zr, cfg.data
     return [
         f"zr.a={zr.a}",
@@ -120,55 +113,38 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--radar", type=Path, default=REPO.parent / "shared" / "data" / "radar")
     parser.add_argument(
-        "--ablation", action="store_true", help="also score the synthetic-only weights"
-    )
-    parser.add_argument(
         "--folds",
         action="store_true",
-        help="also fine-tune and score with FMI, then MeteoSwiss held out instead of RMI",
+        help="also train and score with FMI, then MeteoSwiss held out instead of RMI",
     )
     args = parser.parse_args()
     WORK.mkdir(parents=True, exist_ok=True)
     t_all = time.perf_counter()
 
-    # 1. the synthetic pretraining store
-    pre_cfg = load_config(PRETRAIN)
-    step("synth archive", pre_cfg.synth.out, lambda: synthesize(pre_cfg.synth))
-    step("synth store", pre_cfg.data.store, lambda: preprocess(pre_cfg))
-
-    # 2. the real store: each event alone, then merged with a synthetic val day
-    sets = common_sets(pre_cfg)
+    # 1. the store: each real event alone, merged with a synthetic val day
+    cfg = load_config(CONFIG)
+    sets = common_sets(cfg)
     val_store = WORK / "synth_val_store.nc"
     val_cfg = load_config(
-        PRETRAIN,
+        CONFIG,
         [*sets, *one_split("val", block_frames=40)],
-        {
-            **VAL_DAY,
-            "synth.out": str(WORK / "synth_val"),
-            "input.paths": [str(WORK / "synth_val")],
-            "data.store": str(val_store),
-        },
+        {"data.store": str(val_store)},
     )
     step("synth val archive", val_cfg.synth.out, lambda: synthesize(val_cfg.synth))
     step("synth val store", val_store, lambda: preprocess(val_cfg))
-    ft_cfg = load_config(FINETUNE)
     roles = {name: split for name, (_, _, split) in EVENTS.items()}
-    real_store(args.radar, roles, WORK, val_store, ft_cfg.data.store, sets)
+    real_store(args.radar, roles, WORK, val_store, cfg.data.store, sets)
 
-    # 3. pretraining, fine-tuning, export
-    step("pretrain", pre_cfg.train.out_dir / "DONE", lambda: train_stage(pre_cfg))
-    _mark_done(pre_cfg)
-    step("fine-tune", ft_cfg.train.out_dir / "DONE", lambda: train_stage(ft_cfg))
-    _mark_done(ft_cfg)
-    step(
-        "export", SHIPPED, lambda: export(ft_cfg.train.out_dir / "checkpoints" / "last.pt", SHIPPED)
-    )
+    # 2. training, export
+    step("train", cfg.train.out_dir / "DONE", lambda: train_stage(cfg))
+    _mark_done(cfg)
+    step("export", SHIPPED, lambda: export(cfg.train.out_dir / "checkpoints" / "last.pt", SHIPPED))
 
-    # 4. held-out scores
+    # 3. held-out scores
     from nowcast.evaluate import evaluate
 
-    report = Path(ft_cfg.evaluate.out)
-    step("evaluate", report / "report.json", lambda: evaluate(ft_cfg, [SHIPPED]))
+    report = Path(cfg.evaluate.out)
+    step("evaluate", report / "report.json", lambda: evaluate(cfg, [SHIPPED]))
     EVAL_COPY.mkdir(parents=True, exist_ok=True)
     for name in (
         "report.json",
@@ -178,11 +154,9 @@ def main() -> None:
         "example.png",
     ):
         shutil.copyfile(report / name, EVAL_COPY / name)
-    if args.ablation:
-        _ablation(ft_cfg, WORK, "report_synth_only.json")
     if args.folds:
         for held_out in ("fmi", "mch"):
-            _fold(args.radar, held_out, ft_cfg, val_store, sets, args.ablation)
+            _fold(args.radar, held_out, cfg, val_store, sets)
     _write_timings(round(time.perf_counter() - t_all, 1))
     print(card_tables(EVAL_COPY))
     print(f"shipped: {SHIPPED} ({SHIPPED.stat().st_size / 1e6:.2f} MB); scores in {EVAL_COPY}")
@@ -208,65 +182,30 @@ def real_store(
     return out
 
 
-def _fold(
-    radar: Path, held_out: str, ft_cfg: Config, val_store: Path, sets: list[str], ablation: bool
-) -> None:
-    """The fine-tuning of the shipped model with another event held out (the pretraining is
-    the same): its test scores say how much the shipped model's depend on the event."""
+def _fold(radar: Path, held_out: str, cfg: Config, val_store: Path, sets: list[str]) -> None:
+    """The shipped model's training with another event held out: its test scores say how
+    much the shipped model's depend on the event."""
     from nowcast.evaluate import evaluate
 
     folder = WORK / f"fold_{held_out}"
     roles = {name: "test" if name == held_out else "train" for name in EVENTS}
     store = real_store(radar, roles, folder, val_store, folder / "real_store.nc", sets)
-    cfg = ft_cfg.model_copy(
+    cfg = cfg.model_copy(
         update={
-            "data": ft_cfg.data.model_copy(update={"store": store}),
-            "train": ft_cfg.train.model_copy(update={"out_dir": folder / "finetune"}),
+            "data": cfg.data.model_copy(update={"store": store}),
+            "train": cfg.train.model_copy(update={"out_dir": folder / "train"}),
         }
     )
-    step(f"fold {held_out}: fine-tune", folder / "finetune" / "DONE", lambda: train_stage(cfg))
+    step(f"fold {held_out}: train", folder / "train" / "DONE", lambda: train_stage(cfg))
     _mark_done(cfg)
     report = folder / "evaluation"
-    last = folder / "finetune" / "checkpoints" / "last.pt"
+    last = folder / "train" / "checkpoints" / "last.pt"
     step(
         f"fold {held_out}: evaluate",
         report / "report.json",
         lambda: evaluate(cfg, [last], out=report),
     )
     shutil.copyfile(report / "report.json", EVAL_COPY / f"report_fold_{held_out}.json")
-    if ablation:
-        _ablation(cfg, folder, f"report_fold_{held_out}_synth_only.json")
-
-
-def _ablation(cfg: Config, folder: Path, copy_as: str) -> None:
-    """The pretrained weights alone on the same test windows as ``cfg``'s fine-tuning: a
-    one-step run at a negligible learning rate carries them into a checkpoint of the same
-    store (evaluate scores only checkpoints of the store they were trained on)."""
-    from nowcast.evaluate import evaluate
-
-    out_dir = folder / "synth_only"
-    cfg = cfg.model_copy(
-        update={
-            "train": cfg.train.model_copy(
-                update={
-                    "out_dir": out_dir,
-                    "steps": 1,
-                    "lr": 1e-12,
-                    "warmup_steps": 0,
-                    "val_every": 1,
-                }
-            )
-        }
-    )
-    last = out_dir / "checkpoints" / "last.pt"
-    step(f"{folder.name}: synthetic-only weights", last, lambda: train_stage(cfg))
-    report = folder / "evaluation_synth_only"
-    step(
-        f"{folder.name}: evaluate synthetic-only",
-        report / "report.json",
-        lambda: evaluate(cfg, [last], baselines=[], out=report),
-    )
-    shutil.copyfile(report / "report.json", EVAL_COPY / copy_as)
 
 
 def card_tables(folder: Path) -> str:
@@ -274,11 +213,6 @@ def card_tables(folder: Path) -> str:
     scores at each threshold averaged over leads, CSI per lead at 1 mm/h, and the
     CSI at 1 mm/h of every held-out event that was scored."""
     main = json.loads((folder / "report.json").read_text())
-    extra = folder / "report_synth_only.json"
-    if extra.exists():
-        main["convlstm, synthetic pretraining only"] = next(
-            iter(json.loads(extra.read_text()).values())
-        )
     thresholds = main["convlstm"]["thresholds_mmh"]
     lines = ["| method | score | " + " | ".join(f"≥ {t:g} mm/h" for t in thresholds) + " |"]
     lines.append("|---|---|" + "---|" * len(thresholds))
@@ -304,11 +238,9 @@ def card_tables(folder: Path) -> str:
     for name, rep in main.items():
         row = [_fmt(rep["csi"][i][j]) for i in range(len(leads))]
         lines.append(f"| {name} | " + " | ".join(row) + f" | {_mean_over_leads(rep['csi'], j)} |")
-    events = {"rmi (shipped model)": ("report.json", "report_synth_only.json")}
+    events = {"rmi (shipped model)": "report.json"}
     for path in sorted(folder.glob("report_fold_*.json")):
-        held_out = path.stem.removeprefix("report_fold_")
-        if not held_out.endswith("_synth_only"):
-            events[held_out] = (path.name, f"report_fold_{held_out}_synth_only.json")
+        events[path.stem.removeprefix("report_fold_")] = path.name
     if len(events) > 1:
         lines += [
             "",
@@ -316,11 +248,8 @@ def card_tables(folder: Path) -> str:
             "| leads above persistence (of 12) |",
             "|---|---|---|---|---|",
         ]
-        for event, (name, synth_only) in events.items():
+        for event, name in events.items():
             reports = json.loads((folder / name).read_text())
-            if (folder / synth_only).exists():
-                only = json.loads((folder / synth_only).read_text())
-                reports["convlstm, synthetic pretraining only"] = next(iter(only.values()))
             pers = reports["persistence"]["csi"]
             for method, r in reports.items():
                 above = sum(a[j] > b[j] for a, b in zip(r["csi"], pers))
