@@ -54,6 +54,11 @@ class TrainConfig(Section):
     loss: Literal["mse", "bmse"] = "mse"
     """Training loss over masked pixels: plain MSE of gray levels, or HKO-7 balanced B-MSE
     (weights 1/2/5/10/30 from the target rain rate at 2/5/10/30 mm/h)."""
+    augment: bool = False
+    """Show each training window under one of the 8 flips and quarter turns of the grid
+    (only the 4 that keep its shape when H ≠ W), drawn per window from (seed, step), the
+    same for its inputs, targets and mask (``nowcast.train.augment``): more variety for
+    little data. Validation windows are never changed."""
     val_every: PositiveInt = 200
     """Validate every this many steps (and after the last step)."""
     val_thresholds: Annotated[list[PositiveFloat], Field(min_length=1)] = [

@@ -4,7 +4,8 @@
     run_dir = train(cfg, resume=True)    # continue it from checkpoints/last.pt
 
 One step: a global batch of ``train.batch_size`` windows (split over the DDP processes),
-forward with the scheduled-sampling mask of ``model.sampling_iters``, masked (B-)MSE,
+optionally flipped or turned (``train.augment``), forward with the scheduled-sampling mask
+of ``model.sampling_iters``, masked (B-)MSE,
 backward, gradient clipping, Adam/AdamW, LR schedule. Every ``val_every`` steps the model
 is scored on the whole val split (MSE, B-MSE, CSI), best.pt follows ``best_metric`` and
 early stopping counts validations without improvement. last.pt (every
@@ -34,6 +35,7 @@ from nowcast.errors import UserError
 from nowcast.models import build, scheduled_sampling_mask, teacher_forcing_prob
 from nowcast.progress import console, make_progress, set_quiet
 from nowcast.train import checkpoint as ckpt_io
+from nowcast.train.augment import augment_batch, draw_codes
 from nowcast.train.ddp import (
     DistEnv,
     ResumableSampler,
@@ -292,10 +294,20 @@ class Trainer:
         )
         return full[self.env.rank :: self.env.world]
 
+    def augmented(self, step: int, *batch: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """``train.augment``: this process's windows (inputs, targets, mask), each under the
+        symmetry its row of the global batch drew from a generator seeded by (seed, step)."""
+        g = torch.Generator().manual_seed((self.tc.seed * 1_000_033 + step + 1) % 2**63)
+        h, w = batch[0].shape[-2:]
+        codes = draw_codes(self.tc.batch_size, h == w, g)
+        return augment_batch(codes[self.env.rank :: self.env.world], *batch)
+
     def train_step(self, batch) -> float:
         """One optimiser step on this process's part of a batch; the global mean loss."""
         inputs, targets, mask = (t.to(self.device, non_blocking=True) for t in batch)
         step = self.state.step
+        if self.tc.augment:
+            inputs, targets, mask = self.augmented(step, inputs, targets, mask)
         tm = self.teacher_mask(step)
         self.model.train()
         with torch.autocast(self.device.type, dtype=self.amp, enabled=self.amp is not None):
