@@ -4,6 +4,7 @@ decoded independently (xarray / h5py) and the Z–R formula written out here."""
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import h5py
 import netCDF4
@@ -15,6 +16,7 @@ from nowcast.config.input import InputConfig
 from nowcast.config.zr import ZRConfig
 from nowcast.errors import UserError
 from nowcast.io import BadInputFile, expand_inputs, read_frame, read_frames, sniff_format
+from nowcast.io.frame import no_pixels
 
 ZR = ZRConfig()
 
@@ -417,3 +419,34 @@ def test_window_on_real_folders(radar_dir):
         whole = read_frame(path, InputConfig(), ZR, interval)
         part = read_frame(path, InputConfig(), ZR, interval, window=window)
         np.testing.assert_array_equal(part.dbz, whole.dbz[100:450, 50:400], err_msg=folder)
+
+
+def _same_header(path: Path, interval: float | None = None) -> None:
+    whole = read_frame(path, InputConfig(), ZR, interval)
+    head = read_frame(path, InputConfig(), ZR, interval, window=no_pixels)
+    assert head.dbz.shape == (0, 0), path
+    assert (head.time, head.shape, head.grid_key()) == (
+        whole.time,
+        whole.shape,
+        whole.grid_key(),
+    ), path
+
+
+def test_no_pixels_reads_the_header_only(tmp_path):
+    """``no_pixels`` (what predict scans folders with): the same time, grid and metadata as
+    the whole read, and an empty field — CF 2-D and 3-D, ODIM."""
+    _same_header(_cf_file(tmp_path / "a.nc", np.ones((7, 9), np.float32)))
+    _same_header(
+        _cf_file(tmp_path / "b.nc", np.ones((1, 7, 9), np.float32), dims=("time", "y", "x"))
+    )
+    _same_header(_odim_file(tmp_path / "c.h5", np.arange(30).reshape(5, 6) % 256))
+
+
+def test_no_pixels_on_real_folders(radar_dir):
+    for folder, interval in [
+        ("bom-melbourne_20180616_6min", 6),
+        ("fmi_20160928_5min", 5),
+        ("mch_20150515_5min", 5),
+        ("rmi_20210704_5min_odim", 5),
+    ]:
+        _same_header(sorted((radar_dir / folder).iterdir())[-1], interval)

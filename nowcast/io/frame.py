@@ -77,6 +77,12 @@ class Frame:
 Window = Callable[[tuple[int, int]], tuple[slice, slice]]
 
 
+def no_pixels(shape: tuple[int, int]) -> tuple[slice, slice]:
+    """A :data:`Window` of no pixels: a read with it gives each frame's time, grid and
+    metadata (all checked as usual) and an empty ``dbz`` (0, 0), without decoding the field."""
+    return slice(0, 0), slice(0, 0)
+
+
 def window_slices(
     window: Window | None, shape: tuple[int, int]
 ) -> tuple[slice, slice, tuple[int, int]]:

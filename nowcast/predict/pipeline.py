@@ -49,7 +49,7 @@ from nowcast.config import Config
 from nowcast.config.input import InputConfig
 from nowcast.errors import UserError
 from nowcast.io import Frame, expand_inputs, read_frames
-from nowcast.io.frame import jsonable
+from nowcast.io.frame import jsonable, no_pixels
 from nowcast.predict.inputs import check_data, check_grid, check_same_grid, select_newest
 from nowcast.predict.pictures import render, write_gif, write_pngs
 from nowcast.predict.recipe import Recipe
@@ -99,27 +99,34 @@ def read_inputs(
 ) -> list[Frame]:
     """The newest ``recipe.n_in`` frames of ``specs``, oldest first, checked (UserErrors name
     the file): consecutive at the model's interval, no duplicate, one grid at least as large
-    as the crop, data inside the crop."""
+    as the crop, data inside the crop.
+
+    Every file's header is read (time, grid, field and units are checked in all of them),
+    but only the chosen frames' fields are decoded, so a large folder costs little more
+    than its newest files."""
     if not specs:
         raise UserError("--input: no radar files given")
     if input_cfg.variable is None and recipe.input_variable is not None:
         input_cfg = input_cfg.model_copy(update={"variable": recipe.input_variable})
     files = expand_inputs(specs, input_cfg.pattern)
-    keep = recipe.n_in + 1  # the newest frames, plus one to see a duplicate just before them
+    # first only the times (headers: no field is decoded), then the chosen frames in full
     times: list[np.datetime64] = []
-    paths: list[Path] = []
-    held: dict[int, Frame] = {}
-    items = track(files, "reading radar files") if len(files) > 20 else files
+    where: list[tuple[Path, int]] = []  # (file, index of the frame in it)
+    items = track(files, "scanning radar files") if len(files) > 20 else files
     for path in items:
-        for frame in read_frames(path, input_cfg, recipe.zr, recipe.interval_minutes):
+        stamps = read_frames(path, input_cfg, recipe.zr, recipe.interval_minutes, no_pixels)
+        for k, frame in enumerate(stamps):
             times.append(np.datetime64(frame.time, "s"))
-            paths.append(path)
-            held[len(times) - 1] = frame
-        if len(held) > keep:  # bounded memory on a large directory: drop older fields
-            newest = set(np.argsort(np.array(times), kind="stable")[-keep:].tolist())
-            held = {i: f for i, f in held.items() if i in newest}
+            where.append((path, k))
+    paths = [p for p, _ in where]
     chosen = select_newest(times, paths, recipe.n_in, recipe.interval_minutes, tolerance_minutes)
-    frames = [held[i] for i in chosen]
+    read: dict[Path, list[Frame]] = {}
+    frames = []
+    for i in chosen:
+        path, k = where[i]
+        if path not in read:
+            read[path] = read_frames(path, input_cfg, recipe.zr, recipe.interval_minutes)
+        frames.append(read[path][k])
     settings = recipe.settings
     first = frames[0]
     for frame in frames:
