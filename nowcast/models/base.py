@@ -4,7 +4,8 @@ Contract (DESIGN.md): ``model(inputs, n_out)`` maps ``inputs`` of shape
 ``(B, T_in, 1, H, W)``, gray levels in [0, 1], to predictions ``(B, n_out, 1, H, W)`` in
 [0, 1]. Frames are cut into ``patch × patch`` blocks (space-to-depth), so the cells run on
 ``(H/p, W/p)`` grids with ``p²`` channels. All recurrent state is created inside
-``forward`` (nothing is kept on the module between calls).
+``forward`` (nothing is kept on the module between calls, except the memo of pysteps
+forecasts of ``model.advection``, which only saves recomputing them).
 
 Output: the 1×1 output convolution's value z (plus the frame before it with
 ``model.residual``, see ``predict_frame``) clamped to [0, 1] with a straight-through
