@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 
+import h5py
 import netCDF4
 import numpy as np
 import pytest
@@ -273,6 +274,29 @@ def test_cli_corrupt_file(case, tmp_path):
     newest = d / files[4].name
     newest.write_bytes(newest.read_bytes()[:2000])  # a truncated download
     _bad(tmp_path, ckpt, [d], f"{newest}: cannot read")
+
+
+def _corrupt_field(path):
+    """Zero 300 bytes inside the compressed chunk of the file's field: the header still
+    reads, decoding the field fails (netCDF "HDF error")."""
+    with h5py.File(path) as f:
+        offset = f["reflectivity"].id.get_chunk_info(0).byte_offset
+    data = bytearray(path.read_bytes())
+    data[offset + 100 : offset + 400] = bytes(300)
+    path.write_bytes(bytes(data))
+
+
+def test_only_the_chosen_frames_are_decoded(tmp_path):
+    """A folder is scanned by header; only the newest n_in fields are decoded, so a broken
+    field in an older file does not matter, and one in a chosen file is still an error."""
+    files = write_frames(tmp_path / "in", [0, 6, 12, 18])
+    ckpt = make_checkpoint(tmp_path / "c.pt", files[1])  # n_in = 3
+    _corrupt_field(files[0])
+    ok = _cli(ckpt, [tmp_path / "in"], tmp_path / "ok" / "n.nc")
+    assert ok.exit_code == 0, ok.output
+    assert (tmp_path / "ok" / "n.nc").is_file()
+    _corrupt_field(files[-1])
+    _bad(tmp_path, ckpt, [tmp_path / "in"], f"{files[-1]}: cannot read")
 
 
 def test_cli_all_nan_frame(tmp_path):
