@@ -291,7 +291,7 @@ def evaluate(
     baselines: Annotated[
         Optional[str],
         typer.Option(
-            help="Comma-separated baselines, persistence,extrapolation, or none \\[evaluate.baselines].",
+            help="Comma-separated baselines (persistence, extrapolation, extrapolation_proesmans) or none \\[evaluate.baselines].",
             show_default=False,
         ),
     ] = None,

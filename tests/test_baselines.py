@@ -48,17 +48,19 @@ def test_persistence_repeats_the_last_input():
         torch.testing.assert_close(out[:, k], inputs[:, -1])
 
 
-def test_extrapolation_advects_a_translated_blob_the_right_way():
+# Proesmans' smoothness term shortens the flow of a lone smooth blob a little (~5 %)
+@pytest.mark.parametrize(("motion", "atol"), [("lk", 0.5), ("proesmans", 1.0)])
+def test_extrapolation_advects_a_translated_blob_the_right_way(motion, atol):
     u, v = 2.0, -1.0  # pixels per frame, +x right, +y down (array rows)
     frames = np.stack([_blob(20 + u * t, 40 + v * t) for t in range(5)])
-    ex = Extrapolation(n_frames=3)
+    ex = Extrapolation(n_frames=3, motion=motion)
     out = ex(torch.tensor(frames[None], dtype=torch.float32), 6)
     assert out.shape == (1, 6, 64, 64) and out.dtype == torch.float32
     assert torch.isfinite(out).all()  # outval 0: no NaN border
     start = _centroid(frames[-1])
     for k in range(6):
         np.testing.assert_allclose(
-            _centroid(out[0, k].numpy()), start + (k + 1) * np.array([u, v]), atol=0.5
+            _centroid(out[0, k].numpy()), start + (k + 1) * np.array([u, v]), atol=atol
         )
 
 
@@ -69,6 +71,25 @@ def test_extrapolation_of_an_empty_window_is_empty_and_too_few_inputs_is_an_erro
         Extrapolation(n_frames=4).forecast(np.zeros((3, 16, 16)), 2)
     with pytest.raises(UserError, match="unknown baseline 'nwp'"):
         build_baselines(["persistence", "nwp"])
+
+
+def test_proesmans_baseline_is_pysteps_proesmans_flow_of_the_last_two_inputs():
+    """Against a literal pysteps call: Proesmans flow of frames t−1, t, then advection."""
+    from pysteps import motion, nowcasts
+
+    rng = np.random.default_rng(3)
+    frames = np.stack([_blob(20 + 1.5 * t, 30 + 0.5 * t) for t in range(4)])
+    frames[:2] = rng.random((2, 64, 64))  # noise in the older inputs: must be ignored
+    velocity = motion.get_method("proesmans")(frames[-2:])
+    want = nowcasts.get_method("extrapolation")(
+        frames[-1], velocity, 3, extrap_kwargs={"outval": 0.0}
+    )
+    got = build_baselines(["extrapolation_proesmans"])["extrapolation_proesmans"](
+        torch.tensor(frames[None]), 3
+    )
+    np.testing.assert_allclose(got[0].numpy(), want, rtol=0, atol=1e-6)
+    with pytest.raises(UserError, match=r"^data\.n_in: 2 frames needed for the proesmans motion"):
+        Extrapolation(motion="proesmans").forecast(frames[-1:], 2)
 
 
 def _fmi_gray(radar_dir, first: int, n: int) -> np.ndarray:
@@ -85,11 +106,12 @@ def _fmi_gray(radar_dir, first: int, n: int) -> np.ndarray:
     return np.stack(frames)[:, 600:800, 280:480]
 
 
-def test_extrapolation_on_real_fmi_frames_beats_persistence_inside_the_domain(radar_dir):
+@pytest.mark.parametrize("name", ["extrapolation", "extrapolation_proesmans"])
+def test_extrapolation_on_real_fmi_frames_beats_persistence_inside_the_domain(radar_dir, name):
     frames = _fmi_gray(radar_dir, 10, 8)  # 4 inputs, 4 to verify
     assert frames[:4].mean() > 0.2  # there is rain to move
     inputs = torch.tensor(frames[None, :4], dtype=torch.float32)
-    ext = build_baselines(["extrapolation"], n_frames=3)["extrapolation"](inputs, 4)[0].numpy()
+    ext = build_baselines([name], n_frames=3)[name](inputs, 4)[0].numpy()
     per = persistence(inputs, 4)[0].numpy()
     assert np.isfinite(ext).all() and ext.min() >= 0 and ext.max() <= 1 + 1e-6
     inner = (slice(40, -40), slice(40, -40))  # away from the inflow border (outval 0)

@@ -232,6 +232,20 @@ def test_split_extrapolation_frames_and_example_keys(store, tmp_path):
     assert "the wettest" in (tmp_path / "b" / "report.md").read_text()
 
 
+def test_proesmans_baseline_is_scored_beside_lk_and_ignores_extrapolation_frames(store, tmp_path):
+    reps = []
+    for frames in (2, 3):
+        cfg = _config(store, tmp_path / f"p{frames}", split="val", extrapolation_frames=frames)
+        out = evaluate(cfg, [], ["extrapolation", "extrapolation_proesmans"])
+        reps.append(_json_strict(out / "report.json"))
+    lk, pr = reps[1]["extrapolation"], reps[1]["extrapolation_proesmans"]
+    assert "Proesmans optical flow from the last 2 inputs" in pr["source"]
+    assert pr["n_sequences"] == lk["n_sequences"] == 12
+    assert pr["mse"] != lk["mse"]  # another motion field
+    assert reps[0]["extrapolation_proesmans"] == pr  # n_frames is LK's alone
+    assert "extrapolation_proesmans" in (tmp_path / "p3" / "report.md").read_text()
+
+
 def test_lead_indices_pick_the_nearest_available_lead():
     assert lead_indices([6, 30, 60, 90], 6.0, 15) == [0, 4, 9, 14]
     assert lead_indices([6, 30, 60, 90], 5.0, 15) == [0, 5, 11, 14]  # 5-min data: 5, 30, 60, 75 min

@@ -8,10 +8,10 @@ from test_models_common import moving_blobs, tiny
 
 from nowcast.errors import UserError
 from nowcast.models import build
-from nowcast.models.advection import AdvectionPrior
+from nowcast.models.advection import MOTION_FRAMES, AdvectionPrior
 
 pytest.importorskip("pysteps")
-from nowcast.evaluate.baselines import Extrapolation  # noqa: E402  (needs pysteps)
+from nowcast.evaluate.baselines import Extrapolation, build_baselines  # noqa: E402  (pysteps)
 
 
 def _blobs() -> torch.Tensor:
@@ -19,22 +19,28 @@ def _blobs() -> torch.Tensor:
     return moving_blobs(2, 5, 32, 32, seed=1)
 
 
-def test_prior_is_evaluates_extrapolation_baseline():
+@pytest.mark.parametrize(
+    ("motion", "baseline"), [("lk", "extrapolation"), ("proesmans", "extrapolation_proesmans")]
+)
+def test_prior_is_evaluates_extrapolation_baseline(motion, baseline):
     x = _blobs()
-    want = Extrapolation(3)(x[:, :, 0], 4)
-    got = AdvectionPrior()(x, 4)
+    want = build_baselines([baseline], n_frames=3)[baseline](x[:, :, 0], 4)
+    got = AdvectionPrior(motion)(x, 4)
     assert got.shape == (2, 4, 1, 32, 32) and got.dtype == x.dtype
     assert torch.equal(got[:, :, 0], want)
     # the blob moved: the prior is not persistence
     assert (got[:, -1, 0] - x[:, -1, 0]).abs().max() > 0.2
 
 
-def test_untrained_residual_network_forecasts_exactly_the_extrapolation():
+@pytest.mark.parametrize("motion", ["lk", "proesmans"])
+def test_untrained_residual_network_forecasts_exactly_the_extrapolation(motion):
     x = _blobs()
-    model = build("convlstm", tiny("convlstm", residual=True, advection=True)).eval()
+    cfg = tiny("convlstm", residual=True, advection=True, advection_motion=motion)
+    model = build("convlstm", cfg).eval()
     with torch.no_grad():
         y = model(x, 4)
-    assert torch.equal(y[:, :, 0], Extrapolation(3)(x[:, :, 0], 4).clamp(0, 1))
+    frames = MOTION_FRAMES[motion]
+    assert torch.equal(y[:, :, 0], Extrapolation(frames, motion)(x[:, :, 0], 4).clamp(0, 1))
 
 
 def test_forecaster_reads_the_extrapolation():
@@ -67,9 +73,19 @@ def test_only_convlstm_takes_advection(name):
         build(name, tiny(name, advection=True))
 
 
-def test_too_few_inputs_name_the_key():
-    model = build("convlstm", tiny("convlstm", residual=True, advection=True))
+@pytest.mark.parametrize(("motion", "needs"), [("lk", 3), ("proesmans", 2)])
+def test_too_few_inputs_name_the_key(motion, needs):
+    cfg = tiny("convlstm", residual=True, advection=True, advection_motion=motion)
+    model = build("convlstm", cfg)
+    model(_blobs()[:, :needs], 1)  # enough
     with pytest.raises(
-        UserError, match=r"^model\.advection: .*3 input frames, got 2 \(data\.n_in\)"
+        UserError,
+        match=rf"^model\.advection: the {motion} motion needs {needs} input frames, "
+        rf"got {needs - 1} \(data\.n_in\)",
     ):
-        model(_blobs()[:, :2], 2)
+        model(_blobs()[:, : needs - 1], 2)
+
+
+def test_advection_motion_without_advection_is_refused():
+    with pytest.raises(UserError, match=r"^model\.advection_motion: 'proesmans' is only used"):
+        build("convlstm", tiny("convlstm", advection_motion="proesmans"))

@@ -9,7 +9,7 @@ from pydantic import Field
 
 from nowcast.config.base import NonNegativeInt, PositiveFloat, PositiveInt, Section
 
-BaselineName = Literal["persistence", "extrapolation"]
+BaselineName = Literal["persistence", "extrapolation", "extrapolation_proesmans"]
 
 
 class EvaluateConfig(Section):
@@ -30,7 +30,9 @@ class EvaluateConfig(Section):
     error."""
     baselines: list[BaselineName] = ["persistence", "extrapolation"]
     """Baselines scored on the same windows (`--baselines`; empty: none): `persistence`
-    (last input repeated) and `extrapolation` (pysteps Lucas–Kanade + semi-Lagrangian)."""
+    (last input repeated), `extrapolation` (pysteps Lucas–Kanade + semi-Lagrangian) and
+    `extrapolation_proesmans` (the same advection with pysteps' Proesmans optical flow from
+    the last 2 inputs)."""
     extrapolation_frames: Annotated[int, Field(ge=2)] = 3
     """How many of the last input frames the Lucas–Kanade motion is estimated from (≤ data.n_in)."""
     out: Path = Path("evaluation")

@@ -51,13 +51,18 @@ class ModelConfig(Section):
     MSE-trained network. Training (and its loss) never sees it; validation does. Whole
     frames are ranked (pixels outside coverage and clutter included)."""
     advection: bool = False
-    """Forecast on top of pysteps extrapolation (ConvLSTM only; ≥ 3 inputs): the last
-    input advected by the Lucas–Kanade motion of the last 3 inputs, exactly as evaluate's
-    ``extrapolation`` baseline (``nowcast.models.advection``). The forecaster reads each
+    """Forecast on top of pysteps extrapolation (ConvLSTM only; ≥ 3 inputs with LK): the
+    last input advected by the motion of ``advection_motion``, exactly as evaluate's
+    ``extrapolation`` (or ``extrapolation_proesmans``) baseline (``nowcast.models.advection``). The forecaster reads each
     lead's extrapolated frame, and with ``residual`` the head's change is added to it (the
     head starts at zero: an untrained network forecasts the extrapolation). The network
     learns what motion alone misses (growth, decay, the motion's errors). Costs one
-    pysteps run (~80 ms on a CPU) per window, in training too (cached per window)."""
+    pysteps run (~40 ms on a CPU with LK) per window, in training too (cached per window)."""
+    advection_motion: Literal["lk", "proesmans"] = "lk"
+    """The motion of ``advection``: ``lk`` (Lucas–Kanade from the last 3 inputs, as
+    evaluate's ``extrapolation``) or ``proesmans`` (pysteps' Proesmans optical flow from the
+    last 2 inputs, as evaluate's ``extrapolation_proesmans``; ~3× slower). Only with
+    ``advection``."""
     channels_last: bool = True
     """Run the convolutions in channels-last (NHWC) memory format: measured 1.2–1.4× faster
     than channels-first on CPU at 64 channels (README "Models", ``scripts/bench.py models``)."""

@@ -47,6 +47,11 @@ def check_config(name: str, cfg: ModelConfig) -> None:
             f"model.advection: only {', '.join(sorted(_ADVECTION))} reads the extrapolation, "
             f"not {name}"
         )
+    if cfg.advection_motion != "lk" and not cfg.advection:
+        raise UserError(
+            f"model.advection_motion: {cfg.advection_motion!r} is only used with "
+            "model.advection: true"
+        )
     if cfg.kernel % 2 == 0:
         raise UserError(f"model.kernel: expected an odd kernel size, got {cfg.kernel}")
     if len(cfg.hidden) > 1:

@@ -1,11 +1,13 @@
 """The advection prior of ``model.advection``: pysteps extrapolation of the inputs.
 
-For each window the last input frame is advected by the Lucas–Kanade motion of the last
-:data:`MOTION_FRAMES` inputs, exactly as evaluate's ``extrapolation`` baseline does it
-(:class:`nowcast.evaluate.baselines.Extrapolation`, same settings), so a network that
-adds nothing to the prior scores exactly as the baseline it is compared with.
+For each window the last input frame is advected by the motion of ``model.advection_motion``
+(:data:`MOTION_FRAMES`): Lucas–Kanade from the last 3 inputs, exactly as evaluate's
+``extrapolation`` baseline does it, or Proesmans optical flow from the last 2, exactly as
+``extrapolation_proesmans`` (:class:`nowcast.evaluate.baselines.Extrapolation`, same
+settings), so a network that adds nothing to the prior scores exactly as that baseline.
 
-pysteps runs on the CPU in numpy (about 80 ms a 100×100 window with 12 leads), outside
+pysteps runs on the CPU in numpy (a 100×100 window with 12 leads: ~40 ms LK, ~115 ms
+Proesmans), outside
 autograd: the prior is a constant input. Training revisits the same windows every epoch,
 so forecasts are kept in a bounded LRU cache keyed by the window's bytes.
 """
@@ -21,8 +23,8 @@ from torch import Tensor
 
 from nowcast.errors import UserError
 
-#: inputs the motion is estimated from (evaluate's ``extrapolation_frames`` default)
-MOTION_FRAMES = 3
+#: inputs each motion is estimated from (LK: evaluate's ``extrapolation_frames`` default)
+MOTION_FRAMES = {"lk": 3, "proesmans": 2}
 #: windows whose forecasts are kept (12 leads of 100×100 float32: ~0.5 MB each)
 CACHE_WINDOWS = 2048
 
@@ -31,18 +33,21 @@ class AdvectionPrior:
     """``prior(inputs, n_out)``: gray (B, T_in, 1, H, W) → extrapolated (B, n_out, 1, H, W).
 
     The result has the inputs' dtype and device; values are gray levels in [0, 1] (what
-    flows in from beyond the grid is 0). At most ``cache_windows`` windows are remembered.
+    flows in from beyond the grid is 0). ``motion``: a key of :data:`MOTION_FRAMES`. At
+    most ``cache_windows`` windows are remembered.
     """
 
-    def __init__(self, cache_windows: int = CACHE_WINDOWS) -> None:
+    def __init__(self, motion: str = "lk", cache_windows: int = CACHE_WINDOWS) -> None:
+        self.motion = motion
+        self.frames = MOTION_FRAMES[motion]
         self.cache_windows = cache_windows
         self._extrapolation = None
         self._cache: OrderedDict[bytes, np.ndarray] = OrderedDict()
 
     def __call__(self, inputs: Tensor, n_out: int) -> Tensor:
-        if inputs.shape[1] < MOTION_FRAMES:
+        if inputs.shape[1] < self.frames:
             raise UserError(
-                f"model.advection: the motion needs {MOTION_FRAMES} input frames, "
+                f"model.advection: the {self.motion} motion needs {self.frames} input frames, "
                 f"got {inputs.shape[1]} (data.n_in)"
             )
         frames = inputs.detach()[:, :, 0].float().cpu().numpy()
@@ -61,7 +66,7 @@ class AdvectionPrior:
         if self._extrapolation is None:
             from nowcast.evaluate.baselines import Extrapolation  # imports pysteps (slow)
 
-            self._extrapolation = Extrapolation(MOTION_FRAMES)
+            self._extrapolation = Extrapolation(self.frames, self.motion)
         out = self._extrapolation.forecast(frames, n_out).astype(np.float32)
         if self.cache_windows:
             self._cache[digest] = out

@@ -73,7 +73,7 @@ class Nowcaster(nn.Module):
         self.frame_channels = cfg.patch**2
         self.residual = cfg.residual
         self.probability_matching = cfg.probability_matching
-        self.advection = AdvectionPrior() if cfg.advection else None
+        self.advection = AdvectionPrior(cfg.advection_motion) if cfg.advection else None
 
     # ------------------------------------------------------------------ contract
     def forward(
