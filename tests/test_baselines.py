@@ -92,6 +92,23 @@ def test_proesmans_baseline_is_pysteps_proesmans_flow_of_the_last_two_inputs():
         Extrapolation(motion="proesmans").forecast(frames[-1:], 2)
 
 
+def test_a_flow_that_stays_non_finite_is_no_motion():
+    """The guard against a non-finite pysteps flow (see ``Extrapolation._velocity``): a
+    motion method that returns NaN on every try gives a forecast that does not move."""
+    frames = np.stack([_blob(20 + t, 30) for t in range(3)])
+    ex = Extrapolation(motion="proesmans")
+    calls = []
+
+    def nan_flow(f, verbose=False):
+        calls.append(f.shape)
+        return np.full((2, *f.shape[1:]), np.nan)
+
+    ex._motion = nan_flow
+    out = ex.forecast(frames, 2)
+    assert len(calls) == 2 and calls[0] == (2, 64, 64)  # tried twice, on the last 2 frames
+    np.testing.assert_allclose(out, np.stack([frames[-1]] * 2), atol=1e-12)
+
+
 def _fmi_gray(radar_dir, first: int, n: int) -> np.ndarray:
     """n consecutive FMI frames (dBZ, 5 min) → gray levels (HKO bounds), a rainy 200×200 crop."""
     import netCDF4

@@ -246,6 +246,16 @@ def test_proesmans_baseline_is_scored_beside_lk_and_ignores_extrapolation_frames
     assert "extrapolation_proesmans" in (tmp_path / "p3" / "report.md").read_text()
 
 
+def test_proesmans_baseline_with_one_input_is_refused_before_reading(store, tmp_path):
+    cfg = _config(store, tmp_path / "o")
+    cfg = cfg.model_copy(update={"data": cfg.data.model_copy(update={"n_in": 1})})
+    with pytest.raises(
+        UserError, match=r"^data\.n_in: the extrapolation_proesmans baseline needs 2"
+    ):
+        evaluate(cfg, [], ["persistence", "extrapolation_proesmans"])
+    assert not (tmp_path / "o").exists()
+
+
 def test_lead_indices_pick_the_nearest_available_lead():
     assert lead_indices([6, 30, 60, 90], 6.0, 15) == [0, 4, 9, 14]
     assert lead_indices([6, 30, 60, 90], 5.0, 15) == [0, 5, 11, 14]  # 5-min data: 5, 30, 60, 75 min

@@ -107,6 +107,24 @@ def test_existing_run_needs_resume_and_a_changed_key_is_refused(tmp_path, store)
     ] == [1, 2, 3]
 
 
+def test_run_saved_before_a_key_existed_resumes_as_its_default(tmp_path, store):
+    """A checkpoint whose config lacks keys added later (model.advection_motion,
+    train.augment) resumes with them at their defaults, and is refused with other values."""
+    cfg = _config(tmp_path, store, steps=2, val_every=2)
+    assert _train("--config", cfg, "--quiet").exit_code == 0
+    last = tmp_path / "run" / "checkpoints" / "last.pt"
+    ckpt = torch.load(last, weights_only=False)
+    del ckpt["config"]["model"]["advection_motion"], ckpt["config"]["train"]["augment"]
+    torch.save(ckpt, last)
+    _one_line_error(
+        _train("--config", cfg, "--resume", "--set", "train.augment=true"),
+        "--resume: train.augment is True",
+        "trained with False",
+    )
+    result = _train("--config", cfg, "--resume", "--quiet", "--set", "train.steps=3")
+    assert result.exit_code == 0, result.output
+
+
 def test_divergence_is_a_one_line_error(tmp_path, store):
     cfg = _config(
         tmp_path,

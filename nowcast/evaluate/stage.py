@@ -150,10 +150,15 @@ def evaluate(
     if out.exists() and not out.is_dir():
         raise UserError(f"{out}: output folder is a file")
     n_in, n_out = cfg.data.n_in, cfg.data.n_out
-    if baselines and "extrapolation" in baselines and ecfg.extrapolation_frames > n_in:
+    if "extrapolation" in baselines and ecfg.extrapolation_frames > n_in:
         raise UserError(
             f"evaluate.extrapolation_frames: {ecfg.extrapolation_frames} is more than the "
             f"{n_in} input frames of a window (data.n_in)"
+        )
+    if "extrapolation_proesmans" in baselines and n_in < 2:
+        raise UserError(
+            f"data.n_in: the extrapolation_proesmans baseline needs 2 input frames, "
+            f"windows have {n_in}"
         )
 
     meta = read_meta(cfg.data.store)

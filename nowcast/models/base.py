@@ -92,7 +92,8 @@ class Nowcaster(nn.Module):
         Returns (B, n_out, 1, H, W) in [0, 1]; in eval mode with ``model.probability_matching``
         every frame's values are those of ``inputs[:, -1]`` (:mod:`nowcast.models.probmatch`).
         With ``model.advection`` the network also gets the pysteps extrapolation of
-        ``inputs`` (:mod:`nowcast.models.advection`; at least 3 inputs).
+        ``inputs`` (:mod:`nowcast.models.advection`; at least 3 inputs with LK motion, 2 with
+        Proesmans).
         """
         b, t_in, c, h, w = self._check(inputs, n_out)
         x = self.to_patches(inputs)

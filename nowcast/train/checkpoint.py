@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from nowcast.checkpoint import save_checkpoint
+from nowcast.config.tree import Config
 from nowcast.errors import UserError
 from nowcast.store import StoreMeta
 
@@ -114,15 +115,19 @@ def check_resumable(
     ckpt: dict[str, Any], cfg_dump: dict[str, Any], meta: StoreMeta, path: Path
 ) -> None:
     """A resumed run must train the same thing: same model, windows and optimisation keys
-    (RESUME_FREE may change), and a store with the same grid and preprocessing."""
+    (RESUME_FREE may change), and a store with the same grid and preprocessing. A key that
+    a run saved by an older version lacks counts as its default (it did what the default
+    does)."""
+    defaults = _flat(Config().model_dump(mode="json"))
     old, new = _flat(ckpt["config"]), _flat(cfg_dump)
     for key in sorted(set(old) | set(new)):
         if key.split(".")[0] not in RESUME_SECTIONS or key in RESUME_FREE:
             continue
-        if old.get(key) != new.get(key):
+        before = old.get(key, defaults.get(key))
+        if before != new.get(key):
             raise UserError(
                 f"--resume: {key} is {new.get(key)!r} but the run in {path.parent.parent} was "
-                f"trained with {old.get(key)!r} (resume with that run's config.yaml, or start "
+                f"trained with {before!r} (resume with that run's config.yaml, or start "
                 "a new train.out_dir)"
             )
     grid = ckpt["grid"]
