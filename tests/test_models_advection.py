@@ -89,3 +89,45 @@ def test_too_few_inputs_name_the_key(motion, needs):
 def test_advection_motion_without_advection_is_refused():
     with pytest.raises(UserError, match=r"^model\.advection_motion: 'proesmans' is only used"):
         build("convlstm", tiny("convlstm", advection_motion="proesmans"))
+
+
+def test_matching_onto_the_advected_frames_keeps_each_leads_extrapolated_values():
+    """``model.matching_reference: advected``: every forecast frame takes the value
+    distribution of its own lead's extrapolated frame, not the last input's: its n wet
+    pixels get that frame's n largest values, its dry ones (at its minimum) that frame's
+    minimum. The untrained network is the extrapolation itself."""
+    x = _blobs()
+    cfg = tiny(
+        "convlstm",
+        residual=True,
+        advection=True,
+        advection_motion="proesmans",
+        probability_matching=True,
+        matching_reference="advected",
+    )
+    model = build("convlstm", cfg).eval()
+    want = Extrapolation(2, "proesmans")(x[:, :, 0], 4).clamp(0, 1)
+    with torch.no_grad():
+        assert torch.equal(model(x, 4)[:, :, 0], want)
+        torch.manual_seed(0)
+        for p in model.parameters():  # a network that changes the extrapolation
+            p.add_(0.05 * torch.randn_like(p))
+        y = model(x, 4)[:, :, 0]
+    assert not torch.equal(y, want)
+    ys, ws = y.reshape(2, 4, -1).sort(-1).values, want.reshape(2, 4, -1).sort(-1).values
+    last = x[:, -1, 0].reshape(2, -1).sort(-1).values
+    for i in range(2):
+        for k in range(4):
+            dry = int((y[i, k] == y[i, k].min()).sum())
+            assert torch.equal(ys[i, k, dry:], ws[i, k, dry:])  # the wet pixels
+            assert (ys[i, k, :dry] == ws[i, k, 0]).all()  # the dry ones
+            assert not torch.equal(ys[i, k, dry:], last[i, dry:])
+
+
+@pytest.mark.parametrize(
+    "keys", [{"advection": False, "probability_matching": True}, {"probability_matching": False}]
+)
+def test_matching_onto_advected_frames_needs_advection_and_matching(keys):
+    cfg = {"residual": True, "advection": True, "matching_reference": "advected", **keys}
+    with pytest.raises(UserError, match=r"^model\.matching_reference: 'advected' matches onto"):
+        build("convlstm", tiny("convlstm", **cfg))

@@ -50,6 +50,12 @@ class ModelConfig(Section):
     intensity; the wet area never grows. Counters the fading with lead time of an
     MSE-trained network. Training (and its loss) never sees it; validation does. Whole
     frames are ranked (pixels outside coverage and clutter included)."""
+    matching_reference: Literal["last_input", "advected"] = "last_input"
+    """What ``probability_matching`` takes each frame's value distribution from:
+    ``last_input`` (the latest observation, for every lead) or ``advected`` (each lead's
+    own extrapolated frame of ``advection``: rain that the motion carries out of the grid
+    leaves the distribution too, and an untrained network still forecasts exactly the
+    extrapolation). ``advected`` needs ``advection`` and ``probability_matching``."""
     advection: bool = False
     """Forecast on top of pysteps extrapolation (ConvLSTM only; ≥ 3 inputs with LK): the
     last input advected by the motion of ``advection_motion``, exactly as evaluate's

@@ -47,6 +47,11 @@ def check_config(name: str, cfg: ModelConfig) -> None:
             f"model.advection: only {', '.join(sorted(_ADVECTION))} reads the extrapolation, "
             f"not {name}"
         )
+    if cfg.matching_reference == "advected" and not (cfg.advection and cfg.probability_matching):
+        raise UserError(
+            "model.matching_reference: 'advected' matches onto model.advection's extrapolated "
+            "frames, so it needs model.advection: true and model.probability_matching: true"
+        )
     if cfg.advection_motion != "lk" and not cfg.advection:
         raise UserError(
             f"model.advection_motion: {cfg.advection_motion!r} is only used with "

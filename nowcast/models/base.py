@@ -73,6 +73,7 @@ class Nowcaster(nn.Module):
         self.frame_channels = cfg.patch**2
         self.residual = cfg.residual
         self.probability_matching = cfg.probability_matching
+        self.matching_reference = cfg.matching_reference
         self.advection = AdvectionPrior(cfg.advection_motion) if cfg.advection else None
 
     # ------------------------------------------------------------------ contract
@@ -90,7 +91,8 @@ class Nowcaster(nn.Module):
         teacher_mask: (B, n_out − 1) bool/float; entry ``[b, k]`` = 1 feeds the true frame
             ``targets[b, k]`` as the next input, 0 feeds the model's own prediction of it.
         Returns (B, n_out, 1, H, W) in [0, 1]; in eval mode with ``model.probability_matching``
-        every frame's values are those of ``inputs[:, -1]`` (:mod:`nowcast.models.probmatch`).
+        every frame's values are those of ``inputs[:, -1]``, or with ``model.matching_reference:
+        advected`` those of the lead's extrapolated frame (:mod:`nowcast.models.probmatch`).
         With ``model.advection`` the network also gets the pysteps extrapolation of
         ``inputs`` (:mod:`nowcast.models.advection`; at least 3 inputs with LK motion, 2 with
         Proesmans).
@@ -115,12 +117,19 @@ class Nowcaster(nn.Module):
                 )
             truth = self.to_patches(targets)
             mask = teacher_mask.to(dtype=x.dtype)
-        prior = None
+        advected = prior = None
         if self.advection is not None:
-            prior = self.to_patches(self.advection(inputs, n_out))
+            advected = self.advection(inputs, n_out)  # (B, n_out, 1, H, W)
+            prior = self.to_patches(advected)
         y = self.from_patches(self._run(x, n_out, truth, mask, prior))
         if self.probability_matching and not self.training:
-            y = match_empirical_cdf(y, inputs[:, -1])
+            if self.matching_reference == "advected" and advected is not None:
+                # each lead onto its own extrapolated frame: leads become batch entries
+                per_lead = y.reshape(b * n_out, 1, c, h, w)
+                y = match_empirical_cdf(per_lead, advected.reshape(b * n_out, c, h, w))
+                y = y.reshape(b, n_out, c, h, w)
+            else:
+                y = match_empirical_cdf(y, inputs[:, -1])
         return y
 
     def _run(
