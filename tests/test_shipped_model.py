@@ -40,6 +40,7 @@ def test_shipped_checkpoint_is_a_small_5_minute_nowcast_checkpoint():
     assert ckpt["config"]["model"]["probability_matching"] is True  # as the card says
     assert ckpt["config"]["model"]["advection"] is True  # on top of pysteps extrapolation
     assert ckpt["config"]["model"]["advection_motion"] == "proesmans"
+    assert ckpt["config"]["model"]["matching_reference"] == "advected"
     # nothing that only a resume needs
     assert not {"optimizer", "scheduler", "rng"} & ckpt.keys()
     recipe = Recipe.load(SHIPPED)
