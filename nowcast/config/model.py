@@ -63,7 +63,7 @@ class ModelConfig(Section):
     lead's extrapolated frame, and with ``residual`` the head's change is added to it (the
     head starts at zero: an untrained network forecasts the extrapolation). The network
     learns what motion alone misses (growth, decay, the motion's errors). Costs one
-    pysteps run (~40 ms on a CPU with LK) per window, in training too (cached per window)."""
+    pysteps run (~37 ms on a CPU with LK) per window, in training too (cached per window)."""
     advection_motion: Literal["lk", "proesmans"] = "lk"
     """The motion of ``advection``: ``lk`` (Lucas–Kanade from the last 3 inputs, as
     evaluate's ``extrapolation``) or ``proesmans`` (pysteps' Proesmans optical flow from the

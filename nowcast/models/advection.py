@@ -6,7 +6,7 @@ For each window the last input frame is advected by the motion of ``model.advect
 ``extrapolation_proesmans`` (:class:`nowcast.evaluate.baselines.Extrapolation`, same
 settings), so a network that adds nothing to the prior scores exactly as that baseline.
 
-pysteps runs on the CPU in numpy (a 100×100 window with 12 leads: ~40 ms LK, ~115 ms
+pysteps runs on the CPU in numpy (a 100×100 window with 12 leads: ~37 ms LK, ~125 ms
 Proesmans), outside
 autograd: the prior is a constant input. Training revisits the same windows every epoch,
 so forecasts are kept in a bounded LRU cache keyed by the window's bytes.
