@@ -108,13 +108,12 @@ def describe(name: str, n_frames: int = 3) -> str:
     if name == "persistence":
         return "last input repeated"
     if name == "extrapolation_proesmans":
-        return (
-            "pysteps Proesmans optical flow from the last 2 inputs + semi-Lagrangian "
-            "extrapolation of the last input, on gray levels (dBZ), outval 0"
-        )
+        motion = f"Proesmans optical flow from the last {MOTIONS['proesmans'][1]} inputs"
+    else:
+        motion = f"LK motion from the last {n_frames} inputs"
     return (
-        f"pysteps LK motion from the last {n_frames} inputs + semi-Lagrangian extrapolation "
-        "of the last input, on gray levels (dBZ), outval 0"
+        f"pysteps {motion} + semi-Lagrangian extrapolation of the last input, "
+        "on gray levels (dBZ), outval 0"
     )
 
 

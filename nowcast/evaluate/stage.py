@@ -24,7 +24,7 @@ from rich.console import Console
 
 from nowcast.config import Config, save_config
 from nowcast.errors import UserError
-from nowcast.evaluate.baselines import build_baselines, describe
+from nowcast.evaluate.baselines import MOTIONS, build_baselines, describe
 from nowcast.evaluate.methods import load_model, method_labels
 from nowcast.evaluate.metrics import MetricAccumulator
 from nowcast.evaluate.plots import Example, plot_csi, plot_errors, plot_example
@@ -155,10 +155,11 @@ def evaluate(
             f"evaluate.extrapolation_frames: {ecfg.extrapolation_frames} is more than the "
             f"{n_in} input frames of a window (data.n_in)"
         )
-    if "extrapolation_proesmans" in baselines and n_in < 2:
+    proesmans_frames = MOTIONS["proesmans"][1]
+    if "extrapolation_proesmans" in baselines and n_in < proesmans_frames:
         raise UserError(
-            f"data.n_in: the extrapolation_proesmans baseline needs 2 input frames, "
-            f"windows have {n_in}"
+            f"data.n_in: the extrapolation_proesmans baseline needs {proesmans_frames} input "
+            f"frames, windows have {n_in}"
         )
 
     meta = read_meta(cfg.data.store)

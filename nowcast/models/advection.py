@@ -22,9 +22,12 @@ import torch
 from torch import Tensor
 
 from nowcast.errors import UserError
+from nowcast.evaluate.baselines import MOTIONS, Extrapolation  # pysteps loads on first use
 
-#: inputs each motion is estimated from (LK: evaluate's ``extrapolation_frames`` default)
-MOTION_FRAMES = {"lk": 3, "proesmans": 2}
+#: inputs the LK motion is estimated from (evaluate's ``extrapolation_frames`` default)
+LK_FRAMES = 3
+#: inputs each motion is estimated from (the others read what :data:`MOTIONS` says)
+MOTION_FRAMES = {name: frames or LK_FRAMES for name, (_, frames) in MOTIONS.items()}
 #: windows whose forecasts are kept (12 leads of 100×100 float32: ~0.5 MB each)
 CACHE_WINDOWS = 2048
 
@@ -63,9 +66,7 @@ class AdvectionPrior:
         if hit is not None:
             self._cache.move_to_end(digest)
             return hit
-        if self._extrapolation is None:
-            from nowcast.evaluate.baselines import Extrapolation  # imports pysteps (slow)
-
+        if self._extrapolation is None:  # its constructor imports pysteps (slow)
             self._extrapolation = Extrapolation(self.frames, self.motion)
         out = self._extrapolation.forecast(frames, n_out).astype(np.float32)
         if self.cache_windows:
