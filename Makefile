@@ -4,7 +4,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 TORCH  ?= torch==2.13.0
 
-.PHONY: install demo test test-slow bench lint clean
+.PHONY: install demo test test-slow bench lint docs clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -28,6 +28,10 @@ test-slow: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) scripts/bench.py all
+
+# docs/config.md is generated from the config classes' field docstrings.
+docs: $(STAMP)
+	$(PY) scripts/gen_config_docs.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check nowcast scripts tests

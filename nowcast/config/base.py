@@ -12,9 +12,15 @@ from pydantic import BaseModel, ConfigDict, Field
 
 
 class Section(BaseModel):
-    """A config section: unknown keys are errors, values are validated on assignment too."""
+    """A config section: unknown keys are errors, values are validated on assignment too.
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    Each field's attribute docstring becomes its ``description`` (``use_attribute_docstrings``),
+    from which ``scripts/gen_config_docs.py`` writes the key tables of docs/config.md.
+    """
+
+    model_config = ConfigDict(
+        extra="forbid", validate_assignment=True, use_attribute_docstrings=True
+    )
 
 
 PositiveFloat = Annotated[float, Field(gt=0)]

@@ -63,15 +63,15 @@ class ModelConfig(Section):
     lead's extrapolated frame, and with ``residual`` the head's change is added to it (the
     head starts at zero: an untrained network forecasts the extrapolation). The network
     learns what motion alone misses (growth, decay, the motion's errors). Costs one
-    pysteps run (~37 ms on a CPU with LK) per window, in training too (cached per window)."""
+    pysteps extrapolation per window on the CPU, in training too (cached per window)."""
     advection_motion: Literal["lk", "proesmans"] = "lk"
     """The motion of ``advection``: ``lk`` (Lucas–Kanade from the last 3 inputs, as
     evaluate's ``extrapolation``) or ``proesmans`` (pysteps' Proesmans optical flow from the
-    last 2 inputs, as evaluate's ``extrapolation_proesmans``; ~3× slower). Only with
+    last 2 inputs, as evaluate's ``extrapolation_proesmans``; slower than ``lk``). Only with
     ``advection``."""
     channels_last: bool = True
-    """Run the convolutions in channels-last (NHWC) memory format: measured 1.2–1.4× faster
-    than channels-first on CPU at 64 channels (README "Models", ``scripts/bench.py models``)."""
+    """Run the convolutions in channels-last (NHWC) memory format (faster than channels-first
+    on CPU; docs/benchmarks.md); false = channels-first."""
     sampling_iters: NonNegativeInt = 50000
     """Scheduled sampling (PredRNN's linear schedule): the teacher-forcing probability falls
     linearly from 1 at step 0 to 0 at this many optimiser steps; 0 = never teacher-force.

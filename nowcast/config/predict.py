@@ -31,9 +31,9 @@ class PredictConfig(Section):
     network and are less skilful."""
     threads: NonNegativeInt = 1
     """CPU threads torch runs the network with during a nowcast (0 = torch's default, one per
-    core); restored afterwards. One nowcast is a chain of small convolutions at batch 1:
-    on the 2-core CI machine one thread ran the ConvLSTM 3–10× faster than two whenever
-    other work shared the cores (OpenMP threads wait on each other), and no slower idle."""
+    core); restored afterwards. One nowcast is a chain of small batch-1 convolutions, for
+    which threads that wait on each other (OpenMP) cost more than they gain when other work
+    shares the cores."""
     dpi: PositiveInt = 100
     """Resolution of the PNG frames and of the GIF [dots per inch of a 6.4 × 5.2 inch figure]."""
     gif_frame_ms: PositiveInt = 500
