@@ -1,6 +1,6 @@
 """The dataset store: the one netCDF file that preprocess writes and every later stage reads.
 
-Layout (DESIGN.md, plus ``block``)::
+Layout (docs/store.md)::
 
     frames(time, y, x)      uint8   round(255·gray level); 0 where the frame is missing
     valid(time)             bool    a frame was found for this time

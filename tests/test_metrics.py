@@ -1,4 +1,4 @@
-"""Metrics against independent references: REFERENCE.md's known-answer vector, pysteps'
+"""Metrics against independent references: the known-answer vector of docs/verification.md, pysteps'
 det_cat_fct, hand-computed B-MSE and rain-rate errors."""
 
 from __future__ import annotations
@@ -54,7 +54,8 @@ def test_known_answer_vector_through_the_accumulator():
 
 
 def test_hko7_thresholds_in_dbz():
-    """REFERENCE.md: 0.5, 2, 5, 10, 30 mm/h ≈ 12.98, 22.37, 28.58, 33.27, 40.72 dBZ (HKO-7 Z–R)."""
+    """HKO-7 Z–R (docs/verification.md): 0.5, 2, 5, 10, 30 mm/h ≈ 12.98, 22.37, 28.58, 33.27,
+    40.72 dBZ."""
     gray = HKO.mmh_to_gray([0.5, 2, 5, 10, 30])
     dbz = HKO.z_min + gray * (HKO.z_max - HKO.z_min)
     np.testing.assert_allclose(dbz, [12.98, 22.37, 28.58, 33.27, 40.72], atol=0.006)

@@ -1,5 +1,5 @@
 """Each cell, and each network's wiring, against a literal unfused implementation of the
-paper's equations (REFERENCE.md "Cells"), written out here gate by gate with separate
+paper's equations (docs/models.md §Cells), written out here gate by gate with separate
 convolutions that share the fused weights (sliced per gate), in float64."""
 
 from __future__ import annotations
@@ -119,7 +119,7 @@ def conv_part(x, conv, k, n_gates):
 
 
 def literal_stlstm(cell, X, H, C, M):
-    """Wang et al. (2017) ST-LSTM, REFERENCE.md: temporal i f g from X and H_{t−1};
+    """Wang et al. (2017) ST-LSTM, docs/models.md: temporal i f g from X and H_{t−1};
     spatiotemporal i' f' g' from X and M^{l−1}; o from X, H_{t−1}, C_t, M_t; H from W_1×1*[C, M].
     conv_x gates: 0 i, 1 f, 2 g, 3 i', 4 f', 5 g', 6 o; conv_h: 0 i, 1 f, 2 g, 3 o;
     conv_m: 0 i', 1 f', 2 g'."""

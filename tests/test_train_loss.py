@@ -13,7 +13,7 @@ HKO = GrayScale(z_min=-10.0, z_max=60.0, a=58.53, b=1.56)
 
 
 def test_bmse_weights_step_at_the_hko7_gray_levels():
-    # REFERENCE.md: 2, 5, 10, 30 mm/h ≈ 22.37, 28.58, 33.27, 40.72 dBZ with a=58.53, b=1.56;
+    # docs/verification.md: 2, 5, 10, 30 mm/h ≈ 22.37, 28.58, 33.27, 40.72 dBZ with a=58.53, b=1.56;
     # gray = (dBZ + 10)/70 → stored levels 255·gray = 117.92, 140.54, 157.63, 184.77
     levels = torch.arange(256, dtype=torch.float32) / 255
     w = BalancedWeights(HKO)(levels)

@@ -1,6 +1,6 @@
 """`preprocess`: the HKO-style preparation of radar frames into the dataset store.
 
-Steps (REFERENCE.md, Shi et al. 2015): gray level with fixed bounds → central crop →
+Steps (docs/preprocessing.md, Shi et al. 2015): gray level with fixed bounds → central crop →
 disk filter → area-averaging resize → uint8; a K-means clutter mask per calendar month;
 a regular time grid cut into blocks that are assigned to train / val / test.
 Cross-key rules (z_max > z_min, size ≤ crop, …) are checked when the stage starts.

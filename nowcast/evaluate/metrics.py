@@ -42,7 +42,7 @@ CATEGORICAL = ("csi", "hss", "pod", "far", "ets", "bias")
 def categorical_scores(hits, misses, false_alarms, correct_negatives) -> dict[str, np.ndarray]:
     """CSI, HSS, POD, FAR, ETS (= GSS) and BIAS from contingency counts (any equal shapes).
 
-    Formulas (REFERENCE.md): POD = H/(H+M); FAR = F/(H+F); CSI = H/(H+M+F);
+    Formulas (docs/verification.md): POD = H/(H+M); FAR = F/(H+F); CSI = H/(H+M+F);
     BIAS = (H+F)/(H+M); HSS = 2(HR − MF)/((H+M)(M+R) + (H+F)(F+R));
     ETS = (H − H_r)/(H+M+F − H_r) with H_r = (H+M)(H+F)/N. 0/0 gives NaN. float64 arrays.
     """

@@ -1,4 +1,4 @@
-"""report.json (DESIGN.md's schema, plus counts), report.md and the terminal table.
+"""report.json (docs/evaluate.md), report.md and the terminal table.
 
 report.json maps each method name to::
 

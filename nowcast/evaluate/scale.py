@@ -1,6 +1,6 @@
 """The gray scale of a dataset store: gray level P ↔ dBZ ↔ rain rate (mm/h), in torch and numpy.
 
-P = (dBZ − z_min)/(z_max − z_min) and Z = a·R^b (DESIGN.md); the constants are those the
+P = (dBZ − z_min)/(z_max − z_min), Z = a·R^b (docs/preprocessing.md); the constants are those the
 store was preprocessed with, read from its ``preprocess`` dict (so a threshold in mm/h
 means the same thing the model was trained on).
 """

@@ -1,6 +1,6 @@
 """What every nowcasting network shares: the call contract, the patch trick, the output head.
 
-Contract (DESIGN.md): ``model(inputs, n_out)`` maps ``inputs`` of shape
+Contract (docs/models.md): ``model(inputs, n_out)`` maps ``inputs`` of shape
 ``(B, T_in, 1, H, W)``, gray levels in [0, 1], to predictions ``(B, n_out, 1, H, W)`` in
 [0, 1]. Frames are cut into ``patch × patch`` blocks (space-to-depth), so the cells run on
 ``(H/p, W/p)`` grids with ``p²`` channels. All recurrent state is created inside

@@ -28,7 +28,7 @@ Differences from the public TensorFlow code, on purpose: that code gives MIM-N/M
 per-pixel (H, W, C) peephole weights (which tie the model to one grid size) where the
 paper's equations have convolutions, and feeds the blocks above the second one the MIM-N
 output of the block below instead of the hidden-state difference; here every block l
-takes Δ of layer l−1, as in the paper and REFERENCE.md.
+takes Δ of layer l−1, as in the paper (docs/models.md §MIM block).
 """
 
 from __future__ import annotations

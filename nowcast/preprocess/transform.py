@@ -4,7 +4,7 @@
     u8 = transform_frame(frame.dbz, settings)                  # (100, 100) uint8
     x, y = output_coordinates(frame.x, frame.y, settings)      # cell centres [m]
 
-Steps (REFERENCE.md): gray level P = clip((dBZ − z_min)/(z_max − z_min), 0, 1) → central
+Steps (docs/preprocessing.md): gray level P = clip((dBZ − z_min)/(z_max − z_min), 0, 1) → central
 ``crop`` square, taken with a margin of ``c = ceil(disk_radius − ½)`` real neighbours on
 each side → disk filter (NaN-aware) → keep the central crop → area-averaging resize to
 ``size`` × ``size`` → uint8 round(255·P).

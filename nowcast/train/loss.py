@@ -9,7 +9,7 @@ samples. (The per-sample normalisation makes the loss of a batch the mean of the
 any split of it, so DDP ranks averaging their gradients reproduce one process on the whole
 batch.)
 
-B-MSE weights (HKO-7, REFERENCE.md) come from the target rain rate R: 1 for R < 2 mm/h,
+B-MSE weights (HKO-7, docs/verification.md) come from the target rain rate R: 1 for R < 2 mm/h,
 2 in [2, 5), 5 in [5, 10), 10 in [10, 30), 30 at ≥ 30.
 """
 
