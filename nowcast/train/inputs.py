@@ -16,10 +16,10 @@ from nowcast.checkpoint import load_checkpoint
 from nowcast.config import Config
 from nowcast.data import WindowDataset, open_split
 from nowcast.errors import UserError
-from nowcast.evaluate.scale import GrayScale
 from nowcast.models import build, check_config
 from nowcast.store import StoreMeta, read_meta
 from nowcast.train.ddp import DistEnv
+from nowcast.units import GrayScale
 
 
 @dataclass
