@@ -297,3 +297,4 @@ def test_train_refuses_too_few_inputs_for_the_advection_motion(store, tmp_path):
         result, "model.advection: the lk motion needs 3 input frames, got 2 (data.n_in)"
     )
     assert checksums(store) == before
+    assert not (tmp_path / "run").exists()  # refused before the run folder is made

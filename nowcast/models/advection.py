@@ -30,6 +30,12 @@ MOTION_FRAMES = {name: motion.frames for name, motion in MOTIONS.items()}
 CACHE_WINDOWS = 2048
 
 
+def check_prior_inputs(motion: str, n_in: int) -> None:
+    """UserError naming ``model.advection`` unless windows of ``n_in`` inputs are enough for
+    the prior's ``motion`` (a key of :data:`MOTION_FRAMES`)."""
+    check_frames(motion, MOTION_FRAMES[motion], n_in, "model.advection")
+
+
 class AdvectionPrior:
     """``prior(inputs, n_out)``: gray (B, T_in, 1, H, W) → extrapolated (B, n_out, 1, H, W).
 
@@ -46,7 +52,7 @@ class AdvectionPrior:
         self._cache: OrderedDict[bytes, np.ndarray] = OrderedDict()
 
     def __call__(self, inputs: Tensor, n_out: int) -> Tensor:
-        check_frames(self.motion, self.frames, inputs.shape[1], "model.advection")
+        check_prior_inputs(self.motion, inputs.shape[1])
         frames = inputs.detach()[:, :, 0].float().cpu().numpy()
         out = np.stack([self._window(w, n_out) for w in frames])
         return torch.from_numpy(out).unsqueeze(2).to(device=inputs.device, dtype=inputs.dtype)
