@@ -18,6 +18,7 @@ import typer
 
 from nowcast import __version__
 from nowcast.errors import UserError
+from nowcast.evaluate.baselines import BASELINES  # names only: imports neither torch nor pysteps
 from nowcast.progress import console, set_quiet
 
 app = typer.Typer(
@@ -291,7 +292,8 @@ def evaluate(
     baselines: Annotated[
         Optional[str],
         typer.Option(
-            help="Comma-separated baselines (persistence, extrapolation, extrapolation_proesmans) or none \\[evaluate.baselines].",
+            help=f"Comma-separated baselines ({', '.join(BASELINES)}) or none "
+            "\\[evaluate.baselines].",
             show_default=False,
         ),
     ] = None,
@@ -309,15 +311,15 @@ def evaluate(
 ) -> None:
     """Score checkpoints and baselines: CSI/HSS/POD/FAR and MSE per lead time and threshold."""
     from nowcast.evaluate import evaluate as evaluate_stage
-    from nowcast.evaluate.baselines import NAMES
 
     names = None
     if baselines is not None:
         names = [b.strip() for b in baselines.split(",") if b.strip() and b.strip() != "none"]
-        unknown = [b for b in names if b not in NAMES]
+        unknown = [b for b in names if b not in BASELINES]
         if unknown:
             fail(
-                f"--baselines: unknown baseline {unknown[0]!r} (expected {', '.join(NAMES)} or none)"
+                f"--baselines: unknown baseline {unknown[0]!r} "
+                f"(expected {', '.join(BASELINES)} or none)"
             )
     overrides = {
         "evaluate.baselines": names,

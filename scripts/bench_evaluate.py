@@ -27,10 +27,10 @@ def run(quick: bool = False) -> None:
     from nowcast.config import load_config
     from nowcast.data.toy import write_blob_store
     from nowcast.evaluate import evaluate
-    from nowcast.evaluate.baselines import Extrapolation
-    from nowcast.evaluate.colormap import rate_colormap
     from nowcast.evaluate.stage import Timings
+    from nowcast.extrapolation.semilagrangian import Extrapolation
     from nowcast.models import build
+    from nowcast.plotting.colormap import rate_colormap
     from nowcast.progress import set_quiet
     from nowcast.store import read_meta
     from nowcast.train.checkpoint import store_payload

@@ -6,7 +6,7 @@ whole :func:`nowcast.predict.predict` path runs on the newest ``n_in`` real rada
 (the Melbourne folder of ../shared/data/radar, 512×512; synthetic frames where that is
 absent), and its steps are timed. In the same run, on the same frames, the reference:
 the same read and preprocess, then pysteps Lucas–Kanade motion + semi-Lagrangian
-extrapolation (:class:`nowcast.evaluate.baselines.Extrapolation`, as evaluate runs it)
+extrapolation (:class:`nowcast.extrapolation.semilagrangian.Extrapolation`, as evaluate runs it)
 instead of the network, then the same write. The total is read + preprocess + model +
 write; loading the checkpoint (once per process) is shown apart. Target: a ConvLSTM nowcast is no slower than
 the extrapolation nowcast (ratio ≤ 1). Medians over repeats; untrained weights (the cost
@@ -28,7 +28,7 @@ from nowcast.checkpoint import save_checkpoint
 from nowcast.config import load_config
 from nowcast.config.model import ModelConfig
 from nowcast.config.synth import SynthConfig
-from nowcast.evaluate.baselines import Extrapolation
+from nowcast.extrapolation.semilagrangian import Extrapolation
 from nowcast.io import read_frame
 from nowcast.models import REGISTRY, build
 from nowcast.predict import Timings, predict

@@ -18,18 +18,18 @@ import functools
 import json
 import sys
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from nowcast.data.windows import WindowDataset
-from nowcast.evaluate.metrics import MetricAccumulator
-from nowcast.evaluate.quiet_import import import_pysteps
-from nowcast.evaluate.scale import GrayScale
+from nowcast.extrapolation.motion import MOTIONS, pysteps_motion
+from nowcast.extrapolation.semilagrangian import extrapolate
 from nowcast.models.probmatch import match_empirical_cdf
 from nowcast.store import read_meta
+from nowcast.units import GrayScale
+from nowcast.verification.metrics import MetricAccumulator
 
 STORES = {
     "rmi": ("runs/shipped/rmi_store.nc", "test"),
@@ -42,19 +42,19 @@ MARSHALL_PALMER = {"a": 200.0, "b": 1.6}
 
 
 def motions() -> dict[str, tuple[int, object]]:
-    """name → (inputs used, pysteps motion callable (frames) → (2, H, W))."""
-    m = import_pysteps("pysteps.motion")
-    lk, pr = m.get_method("LK"), m.get_method("proesmans")
+    """name → (inputs used, motion callable (frames) → (2, H, W)): the registered motions
+    (:data:`nowcast.extrapolation.motion.MOTIONS`) and pysteps variants beside them."""
+    lk, pr = MOTIONS["lk"].estimate, MOTIONS["proesmans"].estimate
     return {
-        "lk (3 inputs)": (3, functools.partial(lk, verbose=False)),
-        "lk (4 inputs)": (4, functools.partial(lk, verbose=False)),
-        "lk (5 inputs)": (5, functools.partial(lk, verbose=False)),
+        "lk (3 inputs)": (3, lk),
+        "lk (4 inputs)": (4, lk),
+        "lk (5 inputs)": (5, lk),
         "proesmans (defaults)": (2, pr),
-        "proesmans (lam 25)": (2, functools.partial(pr, lam=25.0)),
-        "vet (3 inputs)": (3, functools.partial(m.get_method("VET"), verbose=False)),
+        "proesmans (lam 25)": (2, functools.partial(pysteps_motion("proesmans"), lam=25.0)),
+        "vet (3 inputs)": (3, functools.partial(pysteps_motion("VET"), verbose=False)),
         "darts (5 inputs, N_t 3)": (
             5,
-            functools.partial(m.get_method("DARTS"), N_t=3, verbose=False),
+            functools.partial(pysteps_motion("DARTS"), N_t=3, verbose=False),
         ),
     }
 
@@ -70,19 +70,10 @@ def windows(path: str, split: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, 
     return np.stack(xs), np.stack(ys), ds.mask(0), scale
 
 
-def extrapolate(x: np.ndarray, frames: int, motion) -> np.ndarray:
-    """(W, 5, H, W) → (W, 12, H, W): the last input advected by ``motion`` of the last inputs."""
-    advect = import_pysteps("pysteps.nowcasts").get_method("extrapolation")
-    out = []
-    for w in x.astype(np.float64):
-        if not np.any(w[-frames:] > 0):  # nothing to track or move
-            out.append(np.zeros((N_OUT, *w.shape[1:])))
-            continue
-        with warnings.catch_warnings(), np.errstate(all="ignore"):
-            warnings.simplefilter("ignore")
-            v = np.nan_to_num(motion(w[-frames:]))
-            out.append(advect(w[-1], v, N_OUT, extrap_kwargs={"outval": 0.0}))
-    return np.stack(out)
+def extrapolate_all(x: np.ndarray, frames: int, motion) -> np.ndarray:
+    """(W, 5, H, W) → (W, 12, H, W): the last input advected by ``motion`` of the last
+    ``frames`` inputs, window by window, as evaluate's extrapolation baselines do it."""
+    return np.stack([extrapolate(w, N_OUT, motion, frames) for w in x])
 
 
 def csi_at_1(
@@ -112,7 +103,7 @@ def main() -> None:
         x, y, mask, scale = windows(path, split)
         for name, (frames, motion) in motions().items():
             t0 = time.perf_counter()
-            pred = extrapolate(x, frames, motion)
+            pred = extrapolate_all(x, frames, motion)
             seconds = (time.perf_counter() - t0) / len(x)
             results.setdefault(name, {})[event] = csi_at_1(pred, y, mask, scale)
             results[name].setdefault("seconds_per_window", []).append(seconds)

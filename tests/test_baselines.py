@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from nowcast.errors import UserError
-from nowcast.evaluate.baselines import Extrapolation, build_baselines, persistence
-from nowcast.evaluate.metrics import MetricAccumulator
-from nowcast.evaluate.scale import GrayScale
-from nowcast.units import dbz_to_gray
+from nowcast.evaluate.baselines import build_baselines, persistence
+from nowcast.extrapolation.semilagrangian import Extrapolation
+from nowcast.units import GrayScale, dbz_to_gray
+from nowcast.verification.metrics import MetricAccumulator
 
 MP = GrayScale(z_min=-10.0, z_max=60.0, a=200.0, b=1.6)
 
@@ -68,7 +68,9 @@ def test_extrapolation_of_an_empty_window_is_empty_and_too_few_inputs_is_an_erro
     ex = Extrapolation(n_frames=3)
     assert not ex(torch.zeros(1, 5, 16, 16), 4).any()
     with pytest.raises(UserError, match="evaluate.extrapolation_frames"):
-        Extrapolation(n_frames=4).forecast(np.zeros((3, 16, 16)), 2)
+        Extrapolation(n_frames=4, key="evaluate.extrapolation_frames").forecast(
+            np.zeros((3, 16, 16)), 2
+        )
     with pytest.raises(UserError, match="unknown baseline 'nwp'"):
         build_baselines(["persistence", "nwp"])
 
@@ -88,7 +90,9 @@ def test_proesmans_baseline_is_pysteps_proesmans_flow_of_the_last_two_inputs():
         torch.tensor(frames[None]), 3
     )
     np.testing.assert_allclose(got[0].numpy(), want, rtol=0, atol=1e-6)
-    with pytest.raises(UserError, match=r"^data\.n_in: 2 frames needed for the proesmans motion"):
+    with pytest.raises(
+        UserError, match=r"^data\.n_in: the proesmans motion needs 2 input frames, got 1$"
+    ):
         Extrapolation(motion="proesmans").forecast(frames[-1:], 2)
 
 

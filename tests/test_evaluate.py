@@ -250,7 +250,7 @@ def test_proesmans_baseline_with_one_input_is_refused_before_reading(store, tmp_
     cfg = _config(store, tmp_path / "o")
     cfg = cfg.model_copy(update={"data": cfg.data.model_copy(update={"n_in": 1})})
     with pytest.raises(
-        UserError, match=r"^data\.n_in: the extrapolation_proesmans baseline needs 2"
+        UserError, match=r"^data\.n_in: the proesmans motion needs 2 input frames, got 1$"
     ):
         evaluate(cfg, [], ["persistence", "extrapolation_proesmans"])
     assert not (tmp_path / "o").exists()
@@ -294,7 +294,7 @@ def test_device_cuda_without_a_gpu_is_a_user_error(store, tmp_path):
         ({"thresholds_mmh": [0.001]}, "at or below the gray scale's minimum"),
         (
             {"extrapolation_frames": 4},
-            "evaluate.extrapolation_frames: 4 is more than the 3 input frames",
+            "evaluate.extrapolation_frames: the lk motion needs 4 input frames, got 3",
         ),
         ({"example_window": 24}, "evaluate.example_window: 24 is past the last of the 24 windows"),
     ],

@@ -8,9 +8,8 @@ import pytest
 import torch
 from pysteps.verification.detcatscores import det_cat_fct
 
-from nowcast.evaluate.metrics import MetricAccumulator, categorical_scores
-from nowcast.evaluate.scale import GrayScale
-from nowcast.units import dbz_to_rate, rate_to_dbz
+from nowcast.units import GrayScale, dbz_to_rate, rate_to_dbz
+from nowcast.verification.metrics import MetricAccumulator, categorical_scores
 
 MP = GrayScale(z_min=-10.0, z_max=60.0, a=200.0, b=1.6)
 HKO = GrayScale(z_min=-10.0, z_max=60.0, a=58.53, b=1.56)

@@ -11,7 +11,8 @@ from nowcast.models import build
 from nowcast.models.advection import MOTION_FRAMES, AdvectionPrior
 
 pytest.importorskip("pysteps")
-from nowcast.evaluate.baselines import Extrapolation, build_baselines  # noqa: E402  (pysteps)
+from nowcast.evaluate.baselines import build_baselines  # noqa: E402  (pysteps)
+from nowcast.extrapolation.semilagrangian import Extrapolation  # noqa: E402
 
 
 def _blobs() -> torch.Tensor:

@@ -6,7 +6,7 @@ import numpy as np
 from matplotlib.colors import to_rgb
 from PIL import Image
 
-from nowcast.evaluate.colormap import OUTSIDE_COLOUR, rate_colormap
+from nowcast.plotting.colormap import OUTSIDE_COLOUR, rate_colormap
 from nowcast.predict.pictures import FIGSIZE, render, write_gif, write_pngs
 
 REF = np.datetime64("2024-06-01T12:00")

@@ -18,8 +18,8 @@ from nowcast.preprocess import (
 )
 from nowcast.preprocess.crop import central_crop, crop_origin, crop_window
 from nowcast.preprocess.disk import disk_filter, disk_kernel
-from nowcast.preprocess.gray import gray_level
 from nowcast.preprocess.resize import area_matrix, area_resize
+from nowcast.units import dbz_to_gray_float32
 
 # --------------------------------------------------------------------------- disk kernel
 
@@ -153,7 +153,7 @@ def test_area_resize_coverage_and_partial_cells():
 
 def test_gray_level_end_points():
     dbz = np.array([-10.0, 60.0, 25.0, -32.0, -np.inf, 75.0, np.nan])
-    g = gray_level(dbz, -10.0, 60.0)
+    g = dbz_to_gray_float32(dbz, -10.0, 60.0)
     np.testing.assert_allclose(g[:6], [0.0, 1.0, 0.5, 0.0, 0.0, 1.0], atol=1e-7)
     assert np.isnan(g[6])
     # stored uint8 round(255·P): the HKO-7 pixel value (dBZ + 10) / 70 · 255; 32 dBZ → 153

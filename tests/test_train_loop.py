@@ -15,7 +15,6 @@ from nowcast.config import Config, load_config
 from nowcast.data import WindowDataset
 from nowcast.data.toy import write_blob_store
 from nowcast.errors import UserError
-from nowcast.evaluate.scale import GrayScale
 from nowcast.models import REGISTRY, build
 from nowcast.store import read_meta
 from nowcast.train import TrainingDiverged, train
@@ -25,6 +24,7 @@ from nowcast.train.loss import BalancedWeights, masked_loss
 from nowcast.train.rundir import RunDir, read_metrics
 from nowcast.train.trainer import Trainer
 from nowcast.train.validate import score
+from nowcast.units import GrayScale
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from nowcast.evaluate.scale import GrayScale
 from nowcast.train.loss import BalancedWeights, make_loss, masked_loss
+from nowcast.units import GrayScale
 
 HKO = GrayScale(z_min=-10.0, z_max=60.0, a=58.53, b=1.56)
 

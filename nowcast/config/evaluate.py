@@ -9,6 +9,7 @@ from pydantic import Field
 
 from nowcast.config.base import NonNegativeInt, PositiveFloat, PositiveInt, Section
 
+#: the keys of ``nowcast.evaluate.baselines.BASELINES`` (tests/test_layout.py checks they agree)
 BaselineName = Literal["persistence", "extrapolation", "extrapolation_proesmans"]
 
 

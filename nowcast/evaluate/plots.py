@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from nowcast.evaluate.colormap import add_rate_colorbar, draw_rate
-from nowcast.evaluate.metrics import Scores
-from nowcast.evaluate.scale import GrayScale
+from nowcast.plotting.colormap import add_rate_colorbar, draw_rate
+from nowcast.units import GrayScale
+from nowcast.verification.metrics import Scores
 
 DPI = 110
 

@@ -27,7 +27,7 @@ import numpy as np
 from rich import box
 from rich.table import Table
 
-from nowcast.evaluate.metrics import CATEGORICAL, Scores
+from nowcast.verification.metrics import CATEGORICAL, Scores
 
 COUNTS = ("hits", "misses", "false_alarms", "correct_negatives")
 ERRORS = ("mse", "mae", "b_mse", "b_mae", "mse_rate", "mae_rate")

@@ -24,9 +24,8 @@ from rich.console import Console
 
 from nowcast.config import Config, save_config
 from nowcast.errors import UserError
-from nowcast.evaluate.baselines import MOTIONS, build_baselines, describe
+from nowcast.evaluate.baselines import build_baselines, check_inputs, describe
 from nowcast.evaluate.methods import load_model, method_labels
-from nowcast.evaluate.metrics import MetricAccumulator
 from nowcast.evaluate.plots import Example, plot_csi, plot_errors, plot_example
 from nowcast.evaluate.report import (
     MethodResult,
@@ -35,10 +34,10 @@ from nowcast.evaluate.report import (
     report_markdown,
     terminal_table,
 )
-from nowcast.evaluate.scale import GrayScale
 from nowcast.progress import info, make_progress
 from nowcast.store import FrameReader, StoreMeta, read_meta, window_starts
-from nowcast.units import uint8_to_gray
+from nowcast.units import GrayScale, uint8_to_gray
+from nowcast.verification.metrics import MetricAccumulator
 
 PLOTS = ("csi_vs_lead.png", "errors_vs_lead.png", "example.png")
 
@@ -150,17 +149,7 @@ def evaluate(
     if out.exists() and not out.is_dir():
         raise UserError(f"{out}: output folder is a file")
     n_in, n_out = cfg.data.n_in, cfg.data.n_out
-    if "extrapolation" in baselines and ecfg.extrapolation_frames > n_in:
-        raise UserError(
-            f"evaluate.extrapolation_frames: {ecfg.extrapolation_frames} is more than the "
-            f"{n_in} input frames of a window (data.n_in)"
-        )
-    proesmans_frames = MOTIONS["proesmans"][1]
-    if "extrapolation_proesmans" in baselines and n_in < proesmans_frames:
-        raise UserError(
-            f"data.n_in: the extrapolation_proesmans baseline needs {proesmans_frames} input "
-            f"frames, windows have {n_in}"
-        )
+    check_inputs(baselines, ecfg.extrapolation_frames, n_in)
 
     meta = read_meta(cfg.data.store)
     # the Z–R relation the store was made with; the config's `zr` if the store does not say

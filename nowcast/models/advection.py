@@ -1,15 +1,15 @@
 """The advection prior of ``model.advection``: pysteps extrapolation of the inputs.
 
 For each window the last input frame is advected by the motion of ``model.advection_motion``
-(:data:`MOTION_FRAMES`): Lucas–Kanade from the last 3 inputs, exactly as evaluate's
-``extrapolation`` baseline does it, or Proesmans optical flow from the last 2, exactly as
-``extrapolation_proesmans`` (:class:`nowcast.evaluate.baselines.Extrapolation`, same
-settings), so a network that adds nothing to the prior scores exactly as that baseline.
+(a key of :data:`nowcast.extrapolation.motion.MOTIONS`, read from its registered number of
+last inputs: Lucas–Kanade from 3, Proesmans optical flow from 2) by
+:class:`nowcast.extrapolation.semilagrangian.Extrapolation`, the same extrapolation evaluate's
+``extrapolation`` / ``extrapolation_proesmans`` baselines run, so a network that adds nothing
+to the prior scores exactly as that baseline.
 
-pysteps runs on the CPU in numpy (a 100×100 window with 12 leads: ~37 ms LK, ~125 ms
-Proesmans), outside
-autograd: the prior is a constant input. Training revisits the same windows every epoch,
-so forecasts are kept in a bounded LRU cache keyed by the window's bytes.
+pysteps runs on the CPU in numpy, outside autograd: the prior is a constant input. Training
+revisits the same windows every epoch, so forecasts are kept in a bounded LRU cache keyed
+by the window's bytes.
 """
 
 from __future__ import annotations
@@ -21,15 +21,19 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from nowcast.errors import UserError
-from nowcast.evaluate.baselines import MOTIONS, Extrapolation  # pysteps loads on first use
+from nowcast.extrapolation.motion import MOTIONS, check_frames
+from nowcast.extrapolation.semilagrangian import Extrapolation  # pysteps loads on first use
 
-#: inputs the LK motion is estimated from (evaluate's ``extrapolation_frames`` default)
-LK_FRAMES = 3
-#: inputs each motion is estimated from (the others read what :data:`MOTIONS` says)
-MOTION_FRAMES = {name: frames or LK_FRAMES for name, (_, frames) in MOTIONS.items()}
+#: inputs each motion is estimated from (its registered count)
+MOTION_FRAMES = {name: motion.frames for name, motion in MOTIONS.items()}
 #: windows whose forecasts are kept (12 leads of 100×100 float32: ~0.5 MB each)
 CACHE_WINDOWS = 2048
+
+
+def check_prior_inputs(motion: str, n_in: int) -> None:
+    """UserError naming ``model.advection`` unless windows of ``n_in`` inputs are enough for
+    the prior's ``motion`` (a key of :data:`MOTION_FRAMES`)."""
+    check_frames(motion, MOTION_FRAMES[motion], n_in, "model.advection")
 
 
 class AdvectionPrior:
@@ -48,11 +52,7 @@ class AdvectionPrior:
         self._cache: OrderedDict[bytes, np.ndarray] = OrderedDict()
 
     def __call__(self, inputs: Tensor, n_out: int) -> Tensor:
-        if inputs.shape[1] < self.frames:
-            raise UserError(
-                f"model.advection: the {self.motion} motion needs {self.frames} input frames, "
-                f"got {inputs.shape[1]} (data.n_in)"
-            )
+        check_prior_inputs(self.motion, inputs.shape[1])
         frames = inputs.detach()[:, :, 0].float().cpu().numpy()
         out = np.stack([self._window(w, n_out) for w in frames])
         return torch.from_numpy(out).unsqueeze(2).to(device=inputs.device, dtype=inputs.dtype)
@@ -67,7 +67,7 @@ class AdvectionPrior:
             self._cache.move_to_end(digest)
             return hit
         if self._extrapolation is None:  # its constructor imports pysteps (slow)
-            self._extrapolation = Extrapolation(self.frames, self.motion)
+            self._extrapolation = Extrapolation(self.frames, self.motion, "model.advection")
         out = self._extrapolation.forecast(frames, n_out).astype(np.float32)
         if self.cache_windows:
             self._cache[digest] = out

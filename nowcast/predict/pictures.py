@@ -1,7 +1,7 @@
 """Pictures of a nowcast: one PNG per lead and/or an animated GIF, in a radar colour map.
 
 Each picture is the rain rate [mm/h] on the projected grid (axes in km) in the standard
-radar colour scale of :mod:`nowcast.evaluate.colormap` (the one the evaluation plots use:
+radar colour scale of :mod:`nowcast.plotting.colormap` (the one the evaluation plots use:
 pysteps' "intensity" scale, transparent below 0.08 mm/h), grey where nothing is predicted,
 with a title giving the lead and the valid time. Figures
 are drawn with the Agg canvas directly (no pyplot state), and PNGs carry no time stamp, so
@@ -70,7 +70,7 @@ def render(
     rainfall_rate: (L, H, W) mm/h, NaN = not predicted; lead_minutes (L,) after
     ``reference_time``; x (W,), y (H,) projected cell centres [m]; dpi of a FIGSIZE figure.
     """
-    from nowcast.evaluate.colormap import add_rate_colorbar, rate_colormap
+    from nowcast.plotting.colormap import add_rate_colorbar, rate_colormap
 
     cmap, norm, _ = rate_colormap()
     x_km, y_km = np.asarray(x) / 1000.0, np.asarray(y) / 1000.0

@@ -23,10 +23,10 @@ from nowcast.checkpoint import file_hash, load_checkpoint
 from nowcast.config.model import ModelConfig
 from nowcast.config.zr import ZRConfig
 from nowcast.errors import UserError
-from nowcast.evaluate.scale import GrayScale
 from nowcast.models import build
 from nowcast.preprocess.transform import TransformSettings
 from nowcast.store import StoreMeta
+from nowcast.units import GrayScale
 
 
 @dataclass(frozen=True)

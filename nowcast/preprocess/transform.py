@@ -20,9 +20,8 @@ import numpy as np
 
 from nowcast.preprocess.crop import central_crop, crop_origin, crop_window
 from nowcast.preprocess.disk import disk_filter, kernel_half_width
-from nowcast.preprocess.gray import gray_level
 from nowcast.preprocess.resize import area_resize, cell_centres
-from nowcast.units import gray_to_uint8
+from nowcast.units import dbz_to_gray_float32, gray_to_uint8
 
 
 @dataclass(frozen=True)
@@ -73,7 +72,7 @@ def gray_region(
     outside the input are NaN. ``region[c:c+crop, c:c+crop]`` is the crop itself.
     """
     margin = kernel_half_width(s.disk_radius)
-    return gray_level(central_crop(dbz, s.crop, margin, shape, origin), s.z_min, s.z_max)
+    return dbz_to_gray_float32(central_crop(dbz, s.crop, margin, shape, origin), s.z_min, s.z_max)
 
 
 def region_window(shape: tuple[int, int], s: TransformSettings) -> tuple[slice, slice]:

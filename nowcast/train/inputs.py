@@ -16,10 +16,11 @@ from nowcast.checkpoint import load_checkpoint
 from nowcast.config import Config
 from nowcast.data import WindowDataset, open_split
 from nowcast.errors import UserError
-from nowcast.evaluate.scale import GrayScale
 from nowcast.models import build, check_config
+from nowcast.models.advection import check_prior_inputs
 from nowcast.store import StoreMeta, read_meta
 from nowcast.train.ddp import DistEnv
+from nowcast.units import GrayScale
 
 
 @dataclass
@@ -50,6 +51,8 @@ def check_inputs(cfg: Config, env: DistEnv | None = None) -> TrainInputs:
         meta.preprocess, source=str(meta.path), zr_default=cfg.zr.model_dump()
     )
     n_in, n_out = cfg.data.n_in, cfg.data.n_out
+    if cfg.model.advection:
+        check_prior_inputs(cfg.model.advection_motion, n_in)
     train = open_split(meta, "train", n_in, n_out)
     val = open_split(meta, "val", n_in, n_out)
     bs = cfg.train.batch_size

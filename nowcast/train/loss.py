@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import torch
 
-from nowcast.evaluate.metrics import BALANCE_EDGES_MMH, BALANCE_WEIGHTS
-from nowcast.evaluate.scale import GrayScale
+from nowcast.units import GrayScale
+from nowcast.verification.metrics import BALANCE_EDGES_MMH, BALANCE_WEIGHTS
 
 
 class BalancedWeights:

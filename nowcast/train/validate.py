@@ -1,6 +1,6 @@
-"""Validation during training: the evaluate stage's metrics over the whole validation split.
+"""Validation during training: the verification metrics over the whole validation split.
 
-Scores (from :class:`nowcast.evaluate.metrics.MetricAccumulator`, HKO-7 conventions: gray
+Scores (from :class:`nowcast.verification.metrics.MetricAccumulator`, HKO-7 conventions: gray
 errors summed over the counting pixels of a frame and averaged over sequences; contingency
 tables summed over the split before any score is computed; event = rate ≥ threshold)::
 
@@ -21,8 +21,8 @@ from collections.abc import Callable, Iterable
 import numpy as np
 import torch
 
-from nowcast.evaluate.metrics import MetricAccumulator, categorical_scores
-from nowcast.evaluate.scale import GrayScale
+from nowcast.units import GrayScale
+from nowcast.verification.metrics import MetricAccumulator, categorical_scores
 
 HIGHER_IS_BETTER = {"csi_mean": True, "mse": False, "bmse": False}
 

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from matplotlib.figure import Figure
 
-from nowcast.evaluate.colormap import OUTSIDE_COLOUR, add_rate_colorbar, draw_rate, rate_colormap
-from nowcast.evaluate.quiet_import import import_pysteps
+from nowcast.plotting.colormap import OUTSIDE_COLOUR, add_rate_colorbar, draw_rate, rate_colormap
+from nowcast.pysteps_import import import_pysteps
 
 
 @pytest.mark.filterwarnings("ignore::PendingDeprecationWarning")  # inside pysteps' get_colormap

@@ -8,7 +8,7 @@ summed tables (:func:`categorical_scores`), never averaged over batches.
 Conventions
 - Values are gray levels P in [0, 1] (``uint8 / 255`` for stored frames). Thresholds are
   given in mm/h and converted to gray levels through the store's Z–R relation and gray
-  mapping (:class:`~nowcast.evaluate.scale.GrayScale`). An event is value ≥ threshold.
+  mapping (:class:`~nowcast.units.GrayScale`). An event is value ≥ threshold.
 - A pixel counts where the mask is true (inside ``coverage``, not in that month's
   ``noise_mask``) and both forecast and observation are finite; so H + M + F + R equals the
   number of such pixels.
@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from nowcast.evaluate.scale import GrayScale
+from nowcast.units import GrayScale
 
 BALANCE_EDGES_MMH = (2.0, 5.0, 10.0, 30.0)
 """Observed rain rates [mm/h] at which the B-MSE / B-MAE weight steps up (HKO-7)."""

@@ -5,7 +5,7 @@ It is pysteps' standard "intensity" scale in mm/h (``pysteps.visualization.preci
 160 mm/h on a BoundaryNorm. Below 0.08 mm/h is drawn transparent (no rain), outside
 radar coverage / masked pixels light grey.
 
-    from nowcast.evaluate.colormap import draw_rate
+    from nowcast.plotting.colormap import draw_rate
     image = draw_rate(ax, rate_mmh, mask)   # then fig.colorbar(image, ...) via add_rate_colorbar
 """
 
@@ -17,7 +17,7 @@ from functools import lru_cache
 import matplotlib.colors as mcolors
 import numpy as np
 
-from nowcast.evaluate.quiet_import import import_pysteps
+from nowcast.pysteps_import import import_pysteps
 
 OUTSIDE_COLOUR = "#d9d9d9"
 
