@@ -1,7 +1,8 @@
 """Conversions between reflectivity (dBZ), rain rate (mm/h) and the stored gray level.
 
-Contracts (docs/preprocessing.md §Units): the internal unit is dBZ; Z = a·R^b with Z in mm^6 m^-3 and R in mm/h; the gray level is
-P = clip((dBZ − z_min)/(z_max − z_min), 0, 1), stored as uint8 round(255·P). Functions take
+Contracts (docs/preprocessing.md §Units): the internal unit is dBZ; Z = a·R^b with Z in
+mm^6 m^-3 and R in mm/h; the gray level is P = clip((dBZ − z_min)/(z_max − z_min), 0, 1),
+stored as uint8 round(255·P). Functions take
 and return numpy arrays (or scalars) of any shape; :class:`GrayScale` holds one store's
 constants and also converts torch tensors. Every formula lives here only.
 """
