@@ -6,6 +6,7 @@ from collections.abc import Iterable, Iterator
 from typing import TypeVar
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -38,7 +39,9 @@ def info(message: str) -> None:
 
 def warn(message: str) -> None:
     """Print a warning line on stderr (shown even when quiet)."""
-    console.print(f"[yellow]nowcast: warning:[/yellow] {message}", highlight=False)
+    console.print(
+        f"[yellow]nowcast: warning:[/yellow] {escape(message)}", highlight=False, soft_wrap=True
+    )
 
 
 def make_progress(*extra_columns) -> Progress:

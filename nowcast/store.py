@@ -74,6 +74,23 @@ class StoreMeta:
         """Pixels that count at ``time``, (H, W) bool: inside coverage and not noise that month."""
         return self.coverage & ~self.noise_mask[self.month_index(time)]
 
+    def require_counting_pixels(self) -> None:
+        """UserError naming the store when no pixel counts: no valid frame, or no cell inside
+        ``coverage`` and outside the noise mask of some month. Losses and scores over such a
+        store would be sums over nothing."""
+        if not self.valid.any():
+            raise UserError(
+                f"{self.path}: the store has no valid frame, so no pixel counts "
+                "(re-run `nowcast preprocess` on radar files with data)"
+            )
+        counting = self.coverage[None] & ~self.noise_mask
+        if not counting.any():
+            raise UserError(
+                f"{self.path}: no pixel counts: {int(self.coverage.sum())} of "
+                f"{self.coverage.size} cells lie inside the coverage of every valid frame, "
+                "and none of them is outside the noise mask (re-run `nowcast preprocess`)"
+            )
+
 
 def split_code(name: str) -> int:
     """'train' | 'val' | 'test' → 0 | 1 | 2 (UserError for anything else)."""

@@ -22,10 +22,15 @@ if TYPE_CHECKING:
 
 
 def rate_to_dbz(rate_mmh, a: float, b: float):
-    """Rain rate R [mm/h] → reflectivity [dBZ] by Z = a·R^b. R ≤ 0 gives −inf; NaN stays NaN."""
+    """Rain rate R [mm/h] → reflectivity [dBZ] by Z = a·R^b, float64, same shape.
+
+    R ≤ 0 (no rain; negative rates mean "no rain" in several products) gives −inf, which
+    every gray scale maps to its lowest level; NaN (no data) stays NaN.
+    """
     rate = np.asarray(rate_mmh, dtype=np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
-        return 10.0 * np.log10(a) + 10.0 * b * np.log10(rate)
+        dbz = 10.0 * np.log10(a) + 10.0 * b * np.log10(np.where(rate > 0, rate, np.nan))
+    return np.where(rate > 0, dbz, np.where(np.isnan(rate), np.nan, -np.inf))
 
 
 def dbz_to_rate(dbz, a: float, b: float):

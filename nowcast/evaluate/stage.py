@@ -152,6 +152,7 @@ def evaluate(
     check_inputs(baselines, ecfg.extrapolation_frames, n_in)
 
     meta = read_meta(cfg.data.store)
+    meta.require_counting_pixels()
     # the Z–R relation the store was made with; the config's `zr` if the store does not say
     scale = GrayScale.from_preprocess(meta.preprocess, str(meta.path), cfg.zr.model_dump())
     check_thresholds(ecfg.thresholds_mmh, scale, meta.path)

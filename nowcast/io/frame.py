@@ -33,7 +33,7 @@ class Frame:
 
     time: valid time, numpy ``datetime64[s]`` (UTC).
     dbz: ``(H, W)`` float32 reflectivity [dBZ]; NaN outside radar coverage (or no data);
-        −inf where there is no echo (a rain rate of 0 or an ODIM ``undetect`` pixel).
+        −inf where there is no echo (a rain rate ≤ 0 or an ODIM ``undetect`` pixel).
         Row 0 is the first row of the file (usually the northern edge).
     x: ``(W,)`` float64 projected x of the pixel centres [m].
     y: ``(H,)`` float64 projected y of the pixel centres [m].

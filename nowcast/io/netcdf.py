@@ -10,8 +10,13 @@
   else a ``valid_time`` variable (CF units ``<unit> since <date>``).
 * Accumulation period: ``time`` bounds or a ``start_time`` variable, else the
   ``interval_minutes`` given by the caller (the archive's frame interval).
-* Grid: 1-D projected ``x``/``y`` coordinates (``m`` or ``km``, converted to m) and the
-  attributes of the variable named by the field's ``grid_mapping``.
+* Grid: 1-D projected ``x``/``y`` coordinates (``m`` or ``km``, converted to m; finite and
+  strictly monotonic) and the attributes of the variable named by the field's
+  ``grid_mapping``.
+* A field outside physical range as a whole (:func:`~nowcast.io.quantity.implausible`) or a
+  time beyond what a 64-bit time stamp holds makes the file bad.
+* File names are passed to the library as the file system's bytes, so a name that is not
+  valid UTF-8 opens like any other.
 """
 
 from __future__ import annotations
@@ -24,9 +29,11 @@ import netCDF4
 import numpy as np
 
 from nowcast.io.frame import BadInputFile, Frame, Window, jsonable, window_slices
+from nowcast.io.paths import FS_CODEC
 from nowcast.io.quantity import (
     ACCUMULATION,
     STANDARD_NAMES,
+    implausible,
     known_units,
     quantity_from_units,
     to_dbz,
@@ -52,7 +59,7 @@ def read_netcdf(
     """
     path = Path(path)
     try:
-        nc = netCDF4.Dataset(path)
+        nc = netCDF4.Dataset(path, encoding=FS_CODEC)
     except (OSError, ValueError, RuntimeError) as exc:
         raise BadInputFile(path, f"cannot read: not a valid netCDF file ({_short(exc)})") from None
     try:
@@ -60,7 +67,7 @@ def read_netcdf(
             return _read(nc, path, variable, zr_a, zr_b, interval_minutes, window)
     except BadInputFile:
         raise
-    except (OSError, RuntimeError, ValueError, KeyError, IndexError) as exc:
+    except (OSError, RuntimeError, ValueError, KeyError, IndexError, OverflowError) as exc:
         raise BadInputFile(path, f"cannot read: {_short(exc)}") from None
 
 
@@ -86,6 +93,10 @@ def _read(nc, path, variable, zr_a, zr_b, interval_minutes, window) -> list[Fram
     frames = []
     for k, t in enumerate(times):
         field = values[k].T if transpose else values[k]
+        problem = implausible(field, quantity, factor, period)
+        if problem is not None:
+            when = f" at {np.datetime64(t, 's')}" if len(times) > 1 else ""
+            raise BadInputFile(path, f"{var.name}{when}: {problem}")
         dbz = to_dbz(field, quantity, factor, zr_a, zr_b, period)
         frames.append(
             Frame(
@@ -178,7 +189,10 @@ def _coordinate(nc, dim: str, path: Path) -> np.ndarray:
     var = nc.variables[dim]
     values = np.ma.filled(np.ma.asarray(var[:], dtype=np.float64), np.nan)
     if values.ndim != 1 or not np.all(np.isfinite(values)):
-        raise BadInputFile(path, f"coordinate {dim!r} is not a 1-D list of numbers")
+        raise BadInputFile(path, f"coordinate {dim!r} is not a 1-D list of finite numbers")
+    step = np.diff(values)
+    if not (np.all(step > 0) or np.all(step < 0)):
+        raise BadInputFile(path, f"coordinate {dim!r} is not strictly increasing or decreasing")
     units = str(getattr(var, "units", "m")).strip().lower()
     if units not in _LENGTH_UNITS:
         raise BadInputFile(path, f"coordinate {dim!r}: unknown units {units!r} (expected m or km)")
@@ -211,7 +225,7 @@ def _decode_time(tvar, path: Path, values=None) -> list[np.datetime64]:
         dates = netCDF4.num2date(
             raw, units, calendar, only_use_cftime_datetimes=False, only_use_python_datetimes=True
         )
-    except (ValueError, TypeError, AttributeError) as exc:
+    except (ValueError, TypeError, AttributeError, OverflowError) as exc:
         raise BadInputFile(
             path, f"cannot parse time {tvar.name!r} (units {units!r}): {_short(exc)}"
         ) from None

@@ -6,14 +6,17 @@
 * Decoding: value = offset + gain·raw; ``nodata`` (and NaN) → NaN (outside coverage),
   ``undetect`` → no echo (−inf dBZ). ``gain``, ``offset``, ``nodata``, ``undetect`` are
   looked up in ``dataM/what``, then ``datasetN/what``, then ``/what`` (ODIM inheritance);
-  defaults gain 1, offset 0.
+  defaults gain 1, offset 0. A gain or offset that is not a finite number decodes nothing:
+  every pixel is NaN (a frame without data). A field outside physical range as a whole
+  (:func:`~nowcast.io.quantity.implausible`) makes the file bad.
 * Time: ``/what`` ``date`` (YYYYMMDD) and ``time`` (HHMMSS), the nominal valid time.
   An ACRR accumulation lasts from ``datasetN/what`` startdate/starttime to
   enddate/endtime, else the ``interval_minutes`` given by the caller.
 * Grid: ``where`` (``datasetN/where`` first, then ``/where``) ``UL_x``, ``UL_y`` (the
   upper-left corner of the upper-left pixel, projected metres), ``xscale``, ``yscale``;
-  pixel centres are ``UL_x + (i + ½)·xscale`` and ``UL_y − (j + ½)·yscale``. The grid
-  mapping is ``{"proj4_params": projdef}``.
+  pixel centres are ``UL_x + (i + ½)·xscale`` and ``UL_y − (j + ½)·yscale``; the corner
+  must be finite and the pixel sizes finite and positive. The grid mapping is
+  ``{"proj4_params": projdef}``.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ import h5py
 import numpy as np
 
 from nowcast.io.frame import BadInputFile, Frame, Window, window_slices
-from nowcast.io.quantity import ACCUMULATION, RATE, REFLECTIVITY, to_dbz
+from nowcast.io.quantity import ACCUMULATION, RATE, REFLECTIVITY, implausible, to_dbz
 
 #: ODIM quantities read, in order of preference: (quantity, units as in ODIM)
 QUANTITIES: dict[str, tuple[str, str]] = {
@@ -65,7 +68,7 @@ def read_odim(
         return [_read(h5, path, variable, zr_a, zr_b, interval_minutes, window)]
     except BadInputFile:
         raise
-    except (OSError, KeyError, ValueError, TypeError) as exc:
+    except (OSError, KeyError, ValueError, TypeError, OverflowError) as exc:
         raise BadInputFile(
             path, f"cannot read ODIM_H5 data: {' '.join(str(exc).split())[:200]}"
         ) from None
@@ -87,6 +90,8 @@ def _read(f: h5py.File, path: Path, variable, zr_a, zr_b, interval_minutes, wind
     values = raw.astype(np.float32) * np.float32(gain) + np.float32(offset)
     no_echo = np.zeros(raw.shape, dtype=bool) if undetect is None else raw == undetect
     missing = np.isnan(values) if raw.dtype.kind == "f" else np.zeros(raw.shape, dtype=bool)
+    if not (np.isfinite(gain) and np.isfinite(offset)):
+        missing[:] = True  # nothing can be decoded: the whole frame is without data
     if nodata is not None:
         missing |= raw == nodata
     values[no_echo] = 0.0 if quantity != REFLECTIVITY else -np.inf
@@ -95,8 +100,11 @@ def _read(f: h5py.File, path: Path, variable, zr_a, zr_b, interval_minutes, wind
     period = interval_minutes
     if quantity == ACCUMULATION:
         period = _accumulation_minutes(dataset) or interval_minutes
-    dbz = to_dbz(values, quantity, 1.0, zr_a, zr_b, period)
     x, y, mapping = _grid(f, dataset, image.shape, path)
+    problem = implausible(values, quantity, 1.0, period)
+    if problem is not None:
+        raise BadInputFile(path, f"{data.name}/data: {problem}")
+    dbz = to_dbz(values, quantity, 1.0, zr_a, zr_b, period)
     return Frame(
         time=time,
         dbz=dbz,
@@ -184,6 +192,12 @@ def _grid(f: h5py.File, dataset, shape: tuple[int, ...], path: Path):
         raise BadInputFile(
             path, "no projected grid in /where (needs UL_x, UL_y, xscale and yscale)"
         ) from None
+    if not all(np.isfinite(v) for v in (ul_x, ul_y, xscale, yscale)) or min(xscale, yscale) <= 0:
+        raise BadInputFile(
+            path,
+            f"/where: the grid is not usable: UL_x={ul_x:g}, UL_y={ul_y:g}, xscale={xscale:g}, "
+            f"yscale={yscale:g} (corner finite, pixel sizes finite and positive)",
+        )
     h, w = shape
     x = ul_x + (np.arange(w) + 0.5) * xscale
     y = ul_y - (np.arange(h) + 0.5) * yscale

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import glob
 import os
 from collections.abc import Sequence
@@ -12,14 +13,39 @@ from nowcast.errors import UserError
 #: names taken from directories (other files there — manifests, READMEs — are ignored)
 RADAR_SUFFIXES = (".nc", ".nc4", ".cdf", ".h5", ".hdf5", ".hdf")
 
+#: codec name that encodes a path as the file system's bytes (``os.fsencode``), also for a
+#: name that is not valid UTF-8: ``netCDF4.Dataset(path, encoding=FS_CODEC)``
+FS_CODEC = "nowcast-fsencode"
+
+
+def _fs_codec(name: str) -> codecs.CodecInfo | None:
+    if name.replace("_", "-") != FS_CODEC:
+        return None
+    return codecs.CodecInfo(
+        encode=lambda text, errors="strict": (os.fsencode(text), len(text)),
+        decode=lambda data, errors="strict": (os.fsdecode(bytes(data)), len(data)),
+        name=FS_CODEC,
+    )
+
+
+codecs.register(_fs_codec)
+
+
+def path_text(path: str | os.PathLike) -> str:
+    """``path`` as text that encodes to UTF-8: bytes of a name that are not valid UTF-8
+    are written ``\\xNN`` (for messages and file attributes)."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
 
 def expand_inputs(specs: Sequence[str | os.PathLike], pattern: str = "*") -> list[Path]:
     """Files named by ``specs``, each once, sorted by path.
 
-    A directory contributes the files below it (recursively) whose names match ``pattern``
-    and end in :data:`RADAR_SUFFIXES`, hidden ones excepted; a glob contributes every file it
-    matches (``**`` recurses); a file is taken as is. UserError for no specs, a path that
-    does not exist, or nothing found at all (an empty input).
+    A directory contributes the entries below it (recursively) whose names match ``pattern``
+    and end in :data:`RADAR_SUFFIXES`, hidden ones excepted, that are not directories:
+    regular files, and also broken symbolic links, link loops and special files, which the
+    readers then report as bad files (they are never skipped silently). A glob contributes
+    every such entry it matches (``**`` recurses); a file is taken as is. UserError for no
+    specs, a path that does not exist, or nothing found at all (an empty input).
     """
     if not specs:
         raise UserError("empty input: no radar files given (use --input or input.paths)")
@@ -30,17 +56,23 @@ def expand_inputs(specs: Sequence[str | os.PathLike], pattern: str = "*") -> lis
             found.update(
                 p
                 for p in path.rglob(pattern)
-                if p.is_file()
+                if _entry(p)
                 and not any(part.startswith(".") for part in p.relative_to(path).parts)
                 and p.name.lower().endswith(RADAR_SUFFIXES)
             )
         elif path.is_file():
             found.add(path)
         elif glob.has_magic(str(spec)):
-            found.update(Path(p) for p in glob.glob(str(spec), recursive=True) if Path(p).is_file())
+            found.update(Path(p) for p in glob.glob(str(spec), recursive=True) if _entry(Path(p)))
         else:
             raise UserError(f"{path}: no such file or directory")
     if not found:
         where = ", ".join(str(s) for s in specs)
         raise UserError(f"{where}: empty input: no radar files found (input.pattern {pattern!r})")
     return sorted(found)
+
+
+def _entry(path: Path) -> bool:
+    """Whether a directory entry is a candidate radar file: anything but a directory
+    (a link to a directory included), so that a broken link is listed rather than lost."""
+    return path.is_file() or (path.is_symlink() or path.exists()) and not path.is_dir()

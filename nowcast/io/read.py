@@ -3,11 +3,14 @@
 The format is recognised from the file's first bytes, not its name: netCDF classic
 (``CDF``) → CF reader; HDF5 with a root ``Conventions = ODIM_H5/…`` → ODIM reader; other
 HDF5 (netCDF-4) → CF reader. Every problem is a :class:`~nowcast.io.frame.BadInputFile`
-naming the file.
+naming the file: also a broken symbolic link, a link loop or a special file (device, fifo,
+socket), which is never opened.
 """
 
 from __future__ import annotations
 
+import errno
+import stat
 from pathlib import Path
 
 import h5py
@@ -24,6 +27,15 @@ _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 def sniff_format(path: str | Path) -> str:
     """``'netcdf'``, ``'hdf5'`` (netCDF-4 or ODIM_H5) from the magic bytes; BadInputFile otherwise."""
     path = Path(path)
+    try:
+        mode = path.stat().st_mode  # follows links: a broken link or a loop fails here
+    except OSError as exc:
+        if path.is_symlink():
+            why = "a symbolic link loop" if exc.errno == errno.ELOOP else "a broken symbolic link"
+            raise BadInputFile(path, f"cannot read: {why} ({exc.strerror or exc})") from None
+        raise BadInputFile(path, f"cannot read: {exc.strerror or exc}") from None
+    if not stat.S_ISREG(mode):
+        raise BadInputFile(path, "cannot read: not a regular file (a device, fifo or socket)")
     try:
         with open(path, "rb") as fh:
             head = fh.read(8)

@@ -8,7 +8,8 @@ raised before any output is written:
 * two frames at the same time (within the tolerance), or frames that are not consecutive
   at the model's interval (within the tolerance);
 * frames on different grids, or a grid smaller than the checkpoint's crop;
-* an all-NaN frame (or one with no data inside the crop).
+* an all-NaN frame (or one with no data inside the crop). Only NaN means "no data": a dry
+  frame (rain rate 0, −inf dBZ, or reflectivity below the gray scale) is data.
 
 From all the frames found, the newest ``n_in`` (by valid time) are used; the checks on
 spacing and duplicates apply to those.
@@ -103,10 +104,13 @@ def check_same_grid(
 
 
 def check_data(path: Path, dbz: np.ndarray, crop_slices: tuple[slice, slice]) -> None:
-    """UserError naming ``path`` when the frame (dBZ, (H, W)) is all NaN, or NaN in the crop."""
-    if not np.isfinite(dbz).any():
+    """UserError naming ``path`` when the frame (dBZ, (H, W)) is all NaN, or NaN in the crop.
+
+    −inf (no echo) is data: a dry frame passes.
+    """
+    if np.isnan(dbz).all():
         raise UserError(f"{path}: all-NaN frame (no radar data at all)")
-    if not np.isfinite(dbz[crop_slices]).any():
+    if np.isnan(dbz[crop_slices]).all():
         raise UserError(f"{path}: no radar data inside the checkpoint's central crop (all NaN)")
 
 

@@ -50,6 +50,7 @@ from nowcast.config.input import InputConfig
 from nowcast.errors import UserError
 from nowcast.io import Frame, expand_inputs, read_frames
 from nowcast.io.frame import jsonable, no_pixels
+from nowcast.io.paths import path_text
 from nowcast.predict.inputs import check_data, check_grid, check_same_grid, select_newest
 from nowcast.predict.pictures import render, write_gif, write_pngs
 from nowcast.predict.recipe import Recipe
@@ -306,7 +307,7 @@ def global_attributes(
         "checkpoint": str(recipe.path),
         "checkpoint_sha256": recipe.sha256,
         "checkpoint_step": -1 if recipe.step is None else int(recipe.step),
-        "input_files": [str(f.path) for f in frames],
+        "input_files": [path_text(f.path) for f in frames],
         "input_times": [str(np.datetime64(f.time, "s")) + "Z" for f in frames],
         "nowcast_version": __version__,
         "preprocess": json.dumps(jsonable(recipe.preprocess), sort_keys=True),

@@ -9,7 +9,10 @@
    print a summary.
 
 A bad file stops the run with a one-line error naming it (nothing is written), unless
-``input.skip_bad`` is set, in which case it is skipped and counted.
+``input.skip_bad`` is set, in which case it is skipped and counted. A frame with no data
+(all NaN) inside the crop is not a bad file: its time is left invalid (``valid = 0``), a
+warning names the file, and the store's coverage is that of the other frames. A dry frame
+(no echo anywhere) is a valid frame like any other.
 """
 
 from __future__ import annotations
@@ -76,7 +79,7 @@ def run_preprocess(cfg: Config, show_summary: bool = True, runner: Runner | None
     )
     with Spool(out, pre.size) as spool:
         t_read = time.perf_counter()
-        times, rank, stats = _read_all(files, cfg, spec, spool, bad, runner, summary)
+        times, rank, usable, stats = _read_all(files, cfg, spec, spool, bad, runner, summary)
         summary.read_seconds = time.perf_counter() - t_read
         summary.bad_files = [bad[i] for i in sorted(bad)]
         summary.frames_read = len(times)
@@ -84,8 +87,14 @@ def run_preprocess(cfg: Config, show_summary: bool = True, runner: Runner | None
             raise UserError(
                 f"{_where(cfg)}: empty input: none of the {len(files)} files gave a radar frame"
             )
+        if not usable.any():
+            raise UserError(
+                f"{_where(cfg)}: empty input: none of the {len(times)} frames has radar data "
+                f"inside the {pre.crop}×{pre.crop} crop (all NaN)"
+            )
+        _report_empty(times, rank, usable, files, pre.crop, summary)
         grid = build_time_grid(
-            np.array(times), pre.interval_minutes, pre.tolerance_minutes, np.array(rank)
+            np.array(times), pre.interval_minutes, pre.tolerance_minutes, np.array(rank), usable
         )
         if grid.times.size == 0:
             raise UserError(
@@ -246,11 +255,11 @@ def _read_all(
     runner: Runner | None,
     summary: Summary,
 ):
-    """Run the chunks, spool the frames; returns (times, file rank, monthly stats)."""
+    """Run the chunks, spool the frames; returns (times, file rank, has data, monthly stats)."""
     pre = cfg.preprocess
     items = [(i, str(p)) for i, p in enumerate(files)]
     chunks = [items[k : k + pre.chunk_files] for k in range(0, len(items), pre.chunk_files)]
-    seconds, rank = array("q"), array("q")  # 8 bytes a frame
+    seconds, rank, usable = array("q"), array("q"), array("b")  # 17 bytes a frame
     stats = MonthlyStats(spool.folder)
     with contextlib.ExitStack() as stack:
         if runner is None:
@@ -265,13 +274,35 @@ def _read_all(
                 spool.append(fr.frame, fr.covered)
                 seconds.append(int(np.datetime64(fr.time, "s").astype(np.int64)))
                 rank.append(fr.file)
+                usable.append(fr.has_data)
             for month, st in result.stats.items():
                 stats.add(month, st)
             summary.task_read_seconds += result.read_seconds
             summary.task_transform_seconds += result.transform_seconds
             progress.advance(task, result.files)
     times = np.frombuffer(seconds, dtype=np.int64).astype("datetime64[s]")
-    return times, np.frombuffer(rank, dtype=np.int64), stats
+    has_data = np.frombuffer(usable, dtype=np.int8).astype(bool)
+    return times, np.frombuffer(rank, dtype=np.int64), has_data, stats
+
+
+def _report_empty(
+    times: np.ndarray,
+    rank: np.ndarray,
+    usable: np.ndarray,
+    files: list[Path],
+    crop: int,
+    summary: Summary,
+) -> None:
+    """Warn about frames without data (each naming its file, the first 10) and count them."""
+    empty = np.flatnonzero(~usable)
+    summary.empty_frames = int(empty.size)
+    for i in empty[:10]:
+        warn(
+            f"{files[int(rank[i])]}: no radar data inside the {crop}×{crop} crop (all NaN); "
+            f"the frame at {np.datetime64(times[i], 's')} is left out (valid = 0)"
+        )
+    if empty.size > 10:
+        warn(f"… and {empty.size - 10} more frames without data were left out")
 
 
 def _report_dropped(grid: TimeGrid, files: list[Path], rank: np.ndarray, summary: Summary) -> None:

@@ -17,6 +17,7 @@ class Summary:
     frames_missing: int = 0  # grid times without one
     duplicates: int = 0  # frames dropped because another one had the same grid time
     off_grid: int = 0  # frames further than the tolerance from every grid time
+    empty_frames: int = 0  # frames with no data (all NaN) in the crop, left out
     bad_files: list[str] = field(default_factory=list)  # one-line reasons (--skip-bad)
     days: int = 0
     interval_minutes: int = 0
@@ -43,7 +44,8 @@ class Summary:
             f"  files: {self.files} found, {len(self.bad_files)} bad (skipped)",
             f"  frames: {self.frames_found} found, {self.frames_missing} missing on the "
             f"{self.interval_minutes}-minute grid of {self.days} day(s)"
-            f" ({self.frames_read} read, {self.duplicates} duplicate, {self.off_grid} off the grid)",
+            f" ({self.frames_read} read, {self.duplicates} duplicate, {self.off_grid} off the grid,"
+            f" {self.empty_frames} without data)",
             f"  blocks per split: {per} ({self.blocks_dropped} dropped for a missing frame)",
             f"  {self.window_frames}-frame windows per split: {win}",
             f"  masked (noise) cells per month: {masked}; covered cells {self.covered_cells} of {self.cells}",

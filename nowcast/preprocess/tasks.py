@@ -60,6 +60,7 @@ class FrameOut:
     time: np.datetime64  # valid time [s]
     frame: np.ndarray  # (size, size) uint8, round(255·gray)
     covered: np.ndarray  # (size, size) bool, every input pixel of the cell has data
+    has_data: bool = True  # false: every pixel of the crop is NaN (no data, not a dry frame)
 
 
 @dataclass
@@ -79,8 +80,10 @@ def process_chunk(items: list[tuple[int, str]], spec: TaskSpec) -> ChunkResult:
     """Read, check and transform ``items`` = [(file index, path), …].
 
     A file that cannot be used (corrupt, no field, unknown units, unparsable time, a grid
-    other than ``spec.grid`` or smaller than the crop) is reported in ``bad`` with a
-    one-line message naming it, and contributes nothing.
+    other than ``spec.grid`` or smaller than the crop, values outside physical range) is
+    reported in ``bad`` with a one-line message naming it, and contributes nothing. A frame
+    with no data (NaN) anywhere in the crop is returned with ``has_data`` false and adds
+    nothing to the clutter statistics.
     """
     with threadpool_limits(1), cv2_threads(1):  # one core per task: workers give parallelism
         return _process(items, spec)
@@ -120,8 +123,9 @@ def _process(items: list[tuple[int, str]], spec: TaskSpec) -> ChunkResult:
             out.bad.append((index, f"{path}: {exc}"))
             continue
         for t, crop_gray, gray, covered in done:
-            out.frames.append(FrameOut(index, t, gray_to_uint8(gray), covered))
-            if spec.clutter:
+            has_data = not np.isnan(crop_gray).all()
+            out.frames.append(FrameOut(index, t, gray_to_uint8(gray), covered, has_data))
+            if spec.clutter and has_data:
                 month = month_key(nearest_slot(np.array([t]), spec.interval_minutes)[0])
                 if month not in out.stats:
                     out.stats[month] = MonthStats.zeros(s.crop)

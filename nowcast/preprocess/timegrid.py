@@ -3,7 +3,9 @@
 The grid holds whole UTC days (every day that has at least one frame), each cut into
 ``1440 / interval`` slots starting at 00:00. A frame goes to its nearest slot when it is
 within ``tolerance`` of it; of several frames for one slot the nearest is kept (ties: the
-first in file order) and the others are counted as duplicates.
+first in file order) and the others are counted as duplicates. A frame without data
+(``usable`` false) still makes its day part of the grid but fills no slot: its slot stays
+invalid unless another frame fills it.
 """
 
 from __future__ import annotations
@@ -47,10 +49,13 @@ def build_time_grid(
     interval_minutes: int,
     tolerance_minutes: float,
     rank: np.ndarray | None = None,
+    usable: np.ndarray | None = None,
 ) -> TimeGrid:
     """Grid of every day with a frame, and the frame (index into ``frame_times``) per slot.
 
-    rank: order of the frames for ties between duplicates (lower wins; default: position).
+    rank: order of the frames for ties between duplicates (lower wins; default: position);
+    usable: (N,) bool, frames that may fill a slot (default: all); the others fill none and
+    are neither duplicates nor off the grid.
     """
     times = np.asarray(frame_times, dtype="datetime64[s]")
     rank = np.arange(times.size) if rank is None else np.asarray(rank)
@@ -67,7 +72,7 @@ def build_time_grid(
         error = np.abs(times - slots).astype(np.int64)
         # nearest first, then file order: the first one claiming a slot wins
         for i in np.lexsort((rank, error)):
-            if not on_grid[i]:
+            if not on_grid[i] or (usable is not None and not usable[i]):
                 continue
             if frame[pos[i]] < 0:
                 frame[pos[i]] = i

@@ -1,9 +1,9 @@
 """Everything a training run needs checked before it starts, with one-line errors.
 
 Checked in this order (each a UserError naming the key or file): the model name, the
-store (exists, is a store, has a gray scale), the grid against ``model.patch``, windows in
-the train and val splits, the batch size against the training windows and the number of
-processes, the device, the starting weights (``train.init_from``).
+store (exists, is a store, has a pixel that counts, has a gray scale), the grid against
+``model.patch``, windows in the train and val splits, the batch size against the training
+windows and the number of processes, the device, the starting weights (``train.init_from``).
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ def check_inputs(cfg: Config, env: DistEnv | None = None) -> TrainInputs:
     env = env or DistEnv()
     check_config(cfg.model.name, cfg.model)
     meta = read_meta(cfg.data.store)
+    meta.require_counting_pixels()
     h, w = meta.shape
     p = cfg.model.patch
     if h % p or w % p:
