@@ -29,8 +29,8 @@ from nowcast.config import load_config
 from nowcast.config.input import InputConfig
 from nowcast.config.zr import ZRConfig
 from nowcast.io import read_frame
-from nowcast.preprocess.gray import gray_level
 from nowcast.store import read_meta
+from nowcast.units import dbz_to_gray_float32 as gray_level
 from nowcast.units import rate_to_dbz
 
 runner = CliRunner()
