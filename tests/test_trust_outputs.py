@@ -156,7 +156,7 @@ def _special(kind: str, tmp_path: Path) -> Path:
 
 
 @pytest.mark.parametrize("kind", ["device", "fifo", "socket", "directory"])
-def test_special_outputs_are_refused_before_any_work(archive, radar, tmp_path, kind):
+def test_special_outputs_are_refused_before_any_work(archive, radar, store, tmp_path, kind):
     path = _special(kind, tmp_path)
     mode = os.stat(path).st_mode
     expected = "is a directory, expected a file name" if kind == "directory" else "is a "
@@ -166,9 +166,13 @@ def test_special_outputs_are_refused_before_any_work(archive, radar, tmp_path, k
     root, _, ckpt = radar
     result = _predict(ckpt, [root / "in"], tmp_path / "n.nc", "--gif", str(path))
     assert_one_line_error(result, f"--gif: {path} {expected}")
+    if kind != "directory":  # folder outputs: anything but a folder is refused
+        result = _evaluate(store, path)
+        assert_one_line_error(result, f"evaluate.out (--out): {path} is a ", "expected a folder")
+        result = runner.invoke(app, ["synth", "-q", "--out", str(path), "--days", "1"])
+        assert_one_line_error(result, f"synth.out: {path} is a ", "expected a folder")
     assert os.stat(path).st_mode == mode  # still the same kind of thing (e.g. a device)
     assert not (tmp_path / "n.nc").exists() and _hidden(tmp_path) == []
-    assert not any(p.name.startswith(".") for p in Path(path).parent.iterdir() if kind != "device")
 
 
 def test_synth_out_an_existing_file_is_refused(tmp_path):
@@ -320,19 +324,21 @@ def test_preprocess_store_write_failure_is_one_line_and_keeps_the_old_store(arch
 
 
 def test_predict_writes_its_outputs_together(radar, tmp_path):
-    """A failure while writing the set (here: the GIF) leaves every earlier output as it was."""
+    """A failure while writing the set (here: the GIF, after the nowcast file and the PNGs
+    were written) leaves every earlier output as it was."""
     root, _, ckpt = radar
     out, gif, png = tmp_path / "n.nc", tmp_path / "n.gif", tmp_path / "png"
     result = _predict(ckpt, [root / "in"], out, "--gif", str(gif), "--png", str(png))
     assert result.exit_code == 0, result.output
     before = checksums(tmp_path)
-    # the GIF's folder turns unwritable after the checks: a size limit in a real process
+    # at 250 dpi and 2 leads: n.nc ~70 kB, each PNG ~98 kB, the GIF ~121 kB; a 110 kB size
+    # limit in a real process lets all but the GIF be written
     env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONDONTWRITEBYTECODE": "1"}
     args = ["predict", "-q", "--checkpoint", str(ckpt), "--input", str(root / "in")]
-    args += ["--out", str(out)]
-    args += ["--gif", str(gif), "--png", str(png), "--set", "predict.leads=2"]
-    proc = nowcast_process(*args, preexec_fn=_limit_file_size(40_000), env=env, cwd=REPO)
-    assert_one_line_error(proc, "cannot write it", "ulimit -f")
+    args += ["--out", str(out), "--gif", str(gif), "--png", str(png)]
+    args += ["--set", "predict.leads=2", "--set", "predict.dpi=250"]
+    proc = nowcast_process(*args, preexec_fn=_limit_file_size(110_000), env=env, cwd=REPO)
+    assert_one_line_error(proc, f"{gif}: cannot write it", "ulimit -f")
     assert checksums(tmp_path) == before
     assert _hidden(tmp_path) == [] and _hidden(png) == []
 
