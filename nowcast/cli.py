@@ -1,8 +1,10 @@
 """The `nowcast` command line: a thin Typer layer over the stage functions.
 
 Every command takes ``--config FILE``, any number of ``--set section.key=value``, ``--quiet``
-and ``--debug``. Exit codes: 0 success; 2 user error (one line ``nowcast: error: …`` on
-stderr, no traceback); 1 internal error (``--debug`` shows the traceback).
+and ``--debug``. Exit codes: 0 success; 2 user error — a bad option, config key or file, or
+a refusal of the operating system (read-only, disk full, permissions) — shown as one line
+``nowcast: error: …`` on stderr, no traceback; 1 internal error (``--debug`` shows the
+traceback).
 """
 
 from __future__ import annotations
@@ -15,14 +17,53 @@ from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
+from typer.core import TyperGroup
+
+try:  # typer ≥ 0.22 carries its own copy of click
+    from typer._click import exceptions as click_errors
+except ImportError:  # pragma: no cover - older typer on click
+    from click import exceptions as click_errors
 
 from nowcast import __version__
 from nowcast.errors import UserError
 from nowcast.evaluate.baselines import BASELINES  # names only: imports neither torch nor pysteps
 from nowcast.progress import console, set_quiet
 
+
+class OneLineErrors(TyperGroup):
+    """The command group, with click's usage errors (unknown option, bad value, missing
+    option, unknown command) shown as one line ``nowcast: error: …`` on stderr, exit 2.
+
+    ``nowcast`` alone still prints the help (exit 2), and ``--help`` exits 0."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        no_args = getattr(click_errors, "NoArgsIsHelpError", ())
+        try:
+            rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+            code = rv if isinstance(rv, int) else 0
+        except no_args as exc:
+            print(exc.ctx.get_help())
+            code = exc.exit_code
+        except click_errors.ClickException as exc:
+            ctx = getattr(exc, "ctx", None)
+            message = exc.format_message()
+            if ctx is not None and ctx.parent is not None:
+                message = f"{ctx.info_name}: {message}"
+            if isinstance(exc, click_errors.UsageError) and ctx is not None:
+                message += f" (see `{ctx.command_path} --help`)"
+            print(f"nowcast: error: {' '.join(message.split())}", file=sys.stderr)
+            code = exc.exit_code
+        except (typer.Abort, getattr(click_errors, "Abort", typer.Abort)):
+            print("nowcast: error: aborted", file=sys.stderr)
+            code = 1
+        if standalone_mode:
+            sys.exit(code)
+        return code
+
+
 app = typer.Typer(
     name="nowcast",
+    cls=OneLineErrors,
     help="Precipitation nowcasting from weather-radar archives: preprocess → train → evaluate → predict.",
     add_completion=False,
     no_args_is_help=True,
@@ -81,6 +122,11 @@ def run_stage(
         fail("interrupted", 130)
     except typer.Exit:
         raise
+    except OSError as exc:  # the operating system's refusal is bad input too (exit 2)
+        if debug:
+            traceback.print_exc()
+        where = f"{exc.filename}: " if exc.filename else ""
+        fail(f"{where}{exc.strerror or exc}", 2)
     except Exception as exc:  # noqa: BLE001 - last-resort boundary of the CLI
         if debug:
             traceback.print_exc()
@@ -140,7 +186,7 @@ def synth(
     def stage(cfg):
         archive = synthesize(cfg.synth)
         console.print(
-            f"synth: wrote {len(archive.files)} frames ({len(archive.missing)} left out on purpose) "
+            f"synth: wrote {archive.present.size} frames ({len(archive.missing)} left out on purpose) "
             f"to {archive.folder}; clutter pixels in {archive.clutter_file.name}, "
             f"list of missing frames in {archive.manifest_file.name}",
             highlight=False,

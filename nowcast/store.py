@@ -32,6 +32,7 @@ import netCDF4
 import numpy as np
 
 from nowcast import __version__
+from nowcast.atomic import is_write_failure, make_temp_file, write_error
 from nowcast.errors import UserError
 
 SPLITS = {"train": 0, "val": 1, "test": 2}
@@ -185,7 +186,8 @@ class FrameReader:
 
 
 class StoreWriter:
-    """Writes a store frame by frame into ``<path>.tmp``; :meth:`finish` renames it into place.
+    """Writes a store frame by frame into a temporary file beside ``path``
+    (:func:`nowcast.atomic.make_temp_file`); :meth:`finish` renames it into place.
 
     Usage::
 
@@ -193,7 +195,9 @@ class StoreWriter:
             w.write_frames(i0, frames_uint8)       # any order, any chunking
             w.finish(valid, block, split, months, noise_mask, coverage)
 
-    Leaving the ``with`` block without :meth:`finish` (an error) removes the temp file.
+    Leaving the ``with`` block without :meth:`finish` (an error) removes the temp file. A
+    failure of the file system (full, read-only, size limit) is a UserError naming ``path``;
+    an existing store at ``path`` is only replaced by a complete one.
     """
 
     def __init__(
@@ -206,8 +210,20 @@ class StoreWriter:
         preprocess: dict[str, Any],
     ):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        self._done = False
+        self._nc: netCDF4.Dataset | None = None
+        self.tmp: Path | None = None
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.tmp = make_temp_file(self.path)
+            self._create(times, x, y, grid_mapping, preprocess)
+        except BaseException as exc:
+            self.abort()
+            if is_write_failure(exc, self.path):
+                raise write_error(self.path, exc) from None
+            raise
+
+    def _create(self, times, x, y, grid_mapping, preprocess) -> None:
         times = np.asarray(times, dtype="datetime64[s]")
         nc = netCDF4.Dataset(self.tmp, "w", format="NETCDF4")
         self._nc = nc
@@ -247,14 +263,18 @@ class StoreWriter:
             }
         )
         self._frames = frames
-        self._done = False
 
     def write_frames(self, start: int, frames: np.ndarray) -> None:
         """Store uint8 frames ``(n, H, W)`` at time indices ``start:start+n``."""
         frames = np.asarray(frames)
         if frames.dtype != np.uint8:
             raise TypeError(f"frames must be uint8, got {frames.dtype}")
-        self._frames[start : start + frames.shape[0]] = frames
+        try:
+            self._frames[start : start + frames.shape[0]] = frames
+        except (OSError, RuntimeError) as exc:
+            if is_write_failure(exc, self.path):
+                raise write_error(self.path, exc) from None
+            raise
 
     def finish(
         self,
@@ -266,6 +286,16 @@ class StoreWriter:
         coverage: np.ndarray,
     ) -> Path:
         """Write the per-time and per-month variables, close, and rename into place."""
+        try:
+            self._finish(valid, block, split, months, noise_mask, coverage)
+        except (OSError, RuntimeError) as exc:
+            if is_write_failure(exc, self.path):
+                raise write_error(self.path, exc) from None
+            raise
+        self._done = True
+        return self.path
+
+    def _finish(self, valid, block, split, months, noise_mask, coverage) -> None:
         nc = self._nc
         nc.createDimension("month", len(months))
         vm = nc.createVariable("month", str, ("month",))
@@ -284,19 +314,23 @@ class StoreWriter:
             v.long_name = long_name
             v[:] = np.asarray(values).astype(dtype)
         nc.close()
+        self._nc = None
         os.replace(self.tmp, self.path)
-        self._done = True
-        return self.path
 
     def abort(self) -> None:
         """Close and delete the temporary file (nothing half-written is left)."""
         if not self._done:
-            try:
-                self._nc.close()
-            except RuntimeError:
-                pass
-            if self.tmp.exists():
-                self.tmp.unlink()
+            if self._nc is not None:
+                try:
+                    self._nc.close()
+                except (RuntimeError, OSError):
+                    pass
+                self._nc = None
+            if self.tmp is not None:
+                try:
+                    self.tmp.unlink()
+                except OSError:
+                    pass
 
     def __enter__(self) -> StoreWriter:
         return self

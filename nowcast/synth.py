@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,8 +29,10 @@ from pathlib import Path
 import netCDF4
 import numpy as np
 
-from nowcast.atomic import atomic_path, write_text_atomic
+from nowcast.atomic import atomic_path, write_error, write_text_atomic
 from nowcast.config.synth import SynthConfig
+from nowcast.errors import UserError
+from nowcast.outputs import check_output
 from nowcast.progress import track
 
 NO_ECHO_DBZ = -32.0
@@ -44,15 +47,25 @@ EPOCH = dt.datetime(1970, 1, 1)
 RADAR_LAT, RADAR_LON = 22.41, 114.12  # a made-up site
 
 
+#: most frames one run writes (about 11 years at 6 minutes; a frame file is ~0.1 MB)
+MAX_FRAMES = 1_000_000
+
+
 @dataclass(frozen=True)
 class Archive:
-    """What :func:`synthesize` wrote."""
+    """What :func:`synthesize` wrote: ``present`` holds the valid time of every frame file,
+    (N,) datetime64[m] in time order (8 bytes a frame); :attr:`files` names them."""
 
     folder: Path
-    files: list[Path]
+    present: np.ndarray
     missing: list[dt.datetime]
     clutter_file: Path
     manifest_file: Path
+
+    @property
+    def files(self) -> list[Path]:
+        """The frame files, in time order."""
+        return [self.folder / frame_filename(t) for t in self.present.astype(dt.datetime)]
 
 
 def frame_filename(time: dt.datetime) -> str:
@@ -108,35 +121,55 @@ def synthesize(cfg: SynthConfig) -> Archive:
     """Write the archive described by ``cfg`` into ``cfg.out`` and return what was written.
 
     Files: one ``synth_YYYYMMDDHHMM.nc`` per present frame, ``clutter_mask.nc`` and
-    ``manifest.json`` (written last). Each file is written atomically.
+    ``manifest.json`` (written last). Each file is written atomically. The size and the
+    output folder are checked first (UserError naming ``synth.days`` / ``synth.out``);
+    memory does not grow with the archive beyond 8 bytes a frame.
     """
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
+    total = check_size(cfg)
+    out = check_output(cfg.out, "synth.out", folder=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise write_error(out, exc) from None
     clutter = clutter_mask(cfg)
     x, y = grid_coordinates(cfg.size, cfg.pixel_km)
-    files: list[Path] = []
+    present = array("q")  # minutes since 1970, 8 bytes a frame
     missing: list[dt.datetime] = []
-    times = frame_times(cfg)
     frames = iter_frames(cfg, clutter)
-    for time, field in track(frames, "synth: frames", total=len(times)):
+    for time, field in track(frames, "synth: frames", total=total):
         if field is None:
             missing.append(time)
             continue
-        path = out / frame_filename(time)
-        write_frame(path, time, field, x, y, cfg)
-        files.append(path)
+        write_frame(out / frame_filename(time), time, field, x, y, cfg)
+        present.append(int((time - EPOCH).total_seconds()) // 60)
     clutter_file = out / "clutter_mask.nc"
     _write_clutter(clutter_file, clutter, x, y)
     manifest = {
         "generator": "nowcast synth",
         "config": cfg.model_dump(mode="json"),
-        "frames_written": len(files),
+        "frames_written": len(present),
         "missing": [f"{t:%Y-%m-%dT%H:%M}" for t in missing],
         "clutter_file": clutter_file.name,
         "clutter_pixels": int(clutter.sum()),
     }
     manifest_file = write_text_atomic(out / "manifest.json", json.dumps(manifest, indent=2))
-    return Archive(out, files, missing, clutter_file, manifest_file)
+    minutes = np.frombuffer(present, dtype=np.int64).astype("timedelta64[m]")
+    return Archive(out, np.datetime64(EPOCH, "m") + minutes, missing, clutter_file, manifest_file)
+
+
+def check_size(cfg: SynthConfig) -> int:
+    """Frames the archive has (missing ones included); UserError naming ``synth.days`` when
+    that is more than :data:`MAX_FRAMES` or the last day is past the calendar's end."""
+    per_day = 24 * 60 // cfg.interval_minutes
+    total = cfg.days * per_day
+    if total > MAX_FRAMES:
+        raise UserError(
+            f"synth.days: {cfg.days} days at synth.interval_minutes {cfg.interval_minutes} are "
+            f"{total} frames, more than the {MAX_FRAMES} one run writes"
+        )
+    if (dt.date.max - cfg.start).days < cfg.days - 1:
+        raise UserError(f"synth.days: {cfg.days} days from {cfg.start} run past the year 9999")
+    return total
 
 
 def iter_frames(

@@ -4,8 +4,9 @@
 
 Everything the user can get wrong is checked before any window is read (missing files, a
 checkpoint preprocessed differently from the store, an empty split, thresholds outside the
-gray scale); the outputs are written into a temporary folder and moved into place at the
-end, so a failure leaves no report behind.
+gray scale), and so is the report folder (:func:`check_report_folder`); the outputs are
+written into a new folder beside it that replaces the report folder in one step at the
+end, so a failure leaves no report behind and an earlier report intact.
 """
 
 from __future__ import annotations
@@ -22,7 +23,9 @@ import numpy as np
 import torch
 from rich.console import Console
 
-from nowcast.config import Config, save_config
+from nowcast.atomic import is_write_failure, make_temp_dir, replace_folder, write_error
+from nowcast.config import Config
+from nowcast.config.loader import config_to_yaml
 from nowcast.errors import UserError
 from nowcast.evaluate.baselines import build_baselines, check_inputs, describe
 from nowcast.evaluate.methods import load_model, method_labels
@@ -34,12 +37,15 @@ from nowcast.evaluate.report import (
     report_markdown,
     terminal_table,
 )
+from nowcast.outputs import check_output
 from nowcast.progress import info, make_progress
 from nowcast.store import FrameReader, StoreMeta, read_meta, window_starts
 from nowcast.units import GrayScale, uint8_to_gray
 from nowcast.verification.metrics import MetricAccumulator
 
 PLOTS = ("csi_vs_lead.png", "errors_vs_lead.png", "example.png")
+#: everything a report folder holds; a folder with anything else is not replaced
+REPORT_FILES = (*PLOTS, "report.md", "report.json", "config.yaml")
 
 
 @dataclass
@@ -145,9 +151,9 @@ def evaluate(
     t_start = time.perf_counter()
     ecfg = cfg.evaluate
     baselines = list(ecfg.baselines if baselines is None else baselines)
-    out = Path(ecfg.out if out is None else out)
-    if out.exists() and not out.is_dir():
-        raise UserError(f"{out}: output folder is a file")
+    out = check_report_folder(
+        Path(ecfg.out if out is None else out), [cfg.data.store, *checkpoints]
+    )
     n_in, n_out = cfg.data.n_in, cfg.data.n_out
     check_inputs(baselines, ecfg.extrapolation_frames, n_in)
 
@@ -319,6 +325,31 @@ def _example(i, last_input, step, inputs, obs, mask, preds, meta: StoreMeta) -> 
     )
 
 
+def check_report_folder(out: Path, inputs: Sequence[str | os.PathLike]) -> Path:
+    """The report folder to write (a symlink's target), checked before any work: UserError
+    unless it is absent or a folder holding only report files (:data:`REPORT_FILES`), and
+    a folder can be made beside it. ``inputs``: the store and checkpoints, which must not
+    be inside it (the whole folder is replaced)."""
+    what = "evaluate.out (--out)"
+    if out.is_symlink():
+        out = out.resolve()
+    check_output(out, what, folder=True, inputs=inputs)
+    if out.is_dir():
+        for source in inputs:
+            if Path(os.path.abspath(source)).is_relative_to(os.path.abspath(out)):
+                raise UserError(f"{what}: {out} holds the input {source}; choose another folder")
+        try:
+            foreign = sorted(set(os.listdir(out)) - set(REPORT_FILES))
+        except OSError as exc:
+            raise UserError(f"{what}: {out}: cannot list it: {exc.strerror or exc}") from None
+        if foreign:
+            raise UserError(
+                f"{what}: {out} holds {out / foreign[0]}, which is not part of a report; the "
+                "report replaces the whole folder, so choose an empty or a new one"
+            )
+    return out
+
+
 def _write_outputs(
     out: Path,
     cfg: Config,
@@ -328,21 +359,26 @@ def _write_outputs(
     scale: GrayScale,
     example_leads: list[int],
 ) -> None:
-    """Write every output into a temp folder beside ``out``, then move the files into ``out``."""
-    tmp = out.parent / f".{out.name}.{os.getpid()}.tmp"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
+    """Write every output into a new folder beside ``out``, then put it at ``out`` in one
+    step (:func:`nowcast.atomic.replace_folder`): ``out`` is the complete old report or the
+    complete new one, never a mix; a failure leaves the old one untouched."""
+    tmp: Path | None = None
     try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = make_temp_dir(out, "report")
         scores = {name: r.scores for name, r in results.items()}
         plot_csi(scores, run.lead_minutes, tmp / PLOTS[0])
         plot_errors(scores, run.lead_minutes, tmp / PLOTS[1])
         plot_example(example, scale, example_leads, tmp / PLOTS[2])
         (tmp / "report.md").write_text(report_markdown(results, run))
         (tmp / "report.json").write_text(report_json(results, run))
-        save_config(cfg, tmp / "config.yaml")
-        out.mkdir(parents=True, exist_ok=True)
-        for f in sorted(tmp.iterdir()):
-            os.replace(f, out / f.name)
+        (tmp / "config.yaml").write_text(config_to_yaml(cfg))
+        replace_folder(tmp, out)
+        tmp = None
+    except (OSError, RuntimeError) as exc:
+        if is_write_failure(exc, out):
+            raise write_error(out, exc) from None
+        raise
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)

@@ -18,34 +18,45 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from nowcast.atomic import atomic_path
+from nowcast.atomic import OutputSet, atomic_path
 
 FIGSIZE = (6.4, 5.2)  # inches
 
 
+def png_paths(folder: str | os.PathLike, lead_minutes: np.ndarray) -> list[Path]:
+    """``folder/nowcast_+MMMmin.png`` for each lead [min], in lead order."""
+    return [
+        Path(folder) / f"nowcast_+{int(round(float(lead))):03d}min.png" for lead in lead_minutes
+    ]
+
+
 def write_pngs(
-    folder: str | os.PathLike, images: list[bytes], lead_minutes: np.ndarray
+    folder: str | os.PathLike,
+    images: list[bytes],
+    lead_minutes: np.ndarray,
+    outputs: OutputSet | None = None,
 ) -> list[Path]:
-    """Save :func:`render`'s images as ``folder/nowcast_+MMMmin.png``; paths in lead order."""
-    folder = Path(folder)
-    out = []
-    for lead, png in zip(lead_minutes, images):
-        path = folder / f"nowcast_+{int(round(float(lead))):03d}min.png"
-        with atomic_path(path) as tmp:
+    """Save :func:`render`'s images as :func:`png_paths`; paths in lead order. With
+    ``outputs`` the files appear when the set is committed."""
+    out = png_paths(folder, lead_minutes)
+    for path, png in zip(out, images):
+        with atomic_path(path, outputs) as tmp:
             tmp.write_bytes(png)
-        out.append(path)
     return out
 
 
-def write_gif(path: str | os.PathLike, images: list[bytes], frame_ms: int) -> Path:
-    """An animated GIF of :func:`render`'s images, ``frame_ms`` ms each, looping forever."""
+def write_gif(
+    path: str | os.PathLike, images: list[bytes], frame_ms: int, outputs: OutputSet | None = None
+) -> Path:
+    """An animated GIF of :func:`render`'s images, ``frame_ms`` ms each, looping forever.
+    With ``outputs`` the file appears when the set is committed."""
     from PIL import Image  # pillow comes with matplotlib
 
     frames = [
         Image.open(io.BytesIO(png)).convert("RGB").quantize(colors=255, dither=Image.Dither.NONE)
         for png in images
     ]
-    with atomic_path(path) as tmp:
+    with atomic_path(path, outputs) as tmp:
         frames[0].save(
             tmp,
             format="GIF",

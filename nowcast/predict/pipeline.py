@@ -18,6 +18,10 @@ The steps, each a plain function that ``scripts/bench_predict.py`` times on its 
 4. :func:`nowcast_fields` + :func:`~nowcast.predict.writer.write_nowcast` — gray levels →
    dBZ and mm/h, masked pixels NaN, written atomically; PNG/GIF on request.
 
+**Outputs.** Every output location (``--out``, ``--png`` and each PNG in it, ``--gif``) is
+checked before any work (:func:`check_outputs`); the files are written to temporaries and
+renamed into place together once all were written (:class:`nowcast.atomic.OutputSet`).
+
 **Mask.** A nowcast pixel is given (not NaN) when its cell lies wholly inside radar
 coverage in every input frame and, if the input is on the checkpoint's own grid, inside
 the training coverage and outside the noise mask. Noise mask: by default the mask of the
@@ -45,14 +49,16 @@ import numpy as np
 import torch
 
 from nowcast import __version__
+from nowcast.atomic import OutputSet
 from nowcast.config import Config
 from nowcast.config.input import InputConfig
 from nowcast.errors import UserError
 from nowcast.io import Frame, expand_inputs, read_frames
 from nowcast.io.frame import jsonable, no_pixels
 from nowcast.io.paths import path_text
+from nowcast.outputs import check_distinct, check_output
 from nowcast.predict.inputs import check_data, check_grid, check_same_grid, select_newest
-from nowcast.predict.pictures import render, write_gif, write_pngs
+from nowcast.predict.pictures import png_paths, render, write_gif, write_pngs
 from nowcast.predict.recipe import Recipe
 from nowcast.predict.writer import write_nowcast
 from nowcast.preprocess.crop import crop_origin
@@ -213,16 +219,22 @@ def nowcast_fields(
 
 
 def check_outputs(
-    out: str | os.PathLike, png: str | os.PathLike | None, gif: str | os.PathLike | None
+    out: str | os.PathLike,
+    png: str | os.PathLike | None,
+    gif: str | os.PathLike | None,
+    inputs: Sequence[str | os.PathLike] = (),
 ) -> None:
     """UserError (naming the option and path) for outputs that could not be written where
-    they are asked for, checked before any work: an existing folder as ``--out`` / ``--gif``,
-    an existing file as ``--png``."""
-    for option, path in (("--out", out), ("--gif", gif)):
-        if path is not None and Path(path).is_dir():
-            raise UserError(f"{option}: {path} is a directory, expected a file name")
-    if png is not None and Path(png).exists() and not Path(png).is_dir():
-        raise UserError(f"--png: {png} is a file, expected a folder")
+    they are asked for, checked before any work (:func:`nowcast.outputs.check_output`): an
+    existing folder or special file as ``--out`` / ``--gif``, an existing file as ``--png``,
+    an input (``inputs``: radar files, checkpoint) as any of them, two options naming the
+    same path, or a place where nothing can be written."""
+    check_distinct((("--out", out), ("--gif", gif), ("--png", png)))
+    check_output(out, "--out", inputs=inputs)
+    if gif is not None:
+        check_output(gif, "--gif", inputs=inputs)
+    if png is not None:
+        check_output(png, "--png", folder=True, inputs=inputs)
 
 
 def predict(
@@ -240,12 +252,17 @@ def predict(
     before anything is written; UserError (naming the file) on bad input.
     """
     pc = cfg.predict
-    check_outputs(out, png, gif)
+    sources = [checkpoint, *(expand_inputs(inputs, cfg.input.pattern) if inputs else [])]
+    check_outputs(out, png, gif, sources)
     t = timings or Timings()
     clock = time.perf_counter()
     recipe = Recipe.load(checkpoint)
     model = recipe.build_model()
     t.extra["load_checkpoint"] = time.perf_counter() - clock
+    leads = pc.leads or recipe.n_out
+    lead_minutes = recipe.interval_minutes * np.arange(1, leads + 1)
+    for path in png_paths(png, lead_minutes) if png is not None else []:
+        check_output(path, "--png", inputs=sources)
 
     clock = time.perf_counter()
     frames = read_inputs(inputs, cfg.input, recipe, pc.time_tolerance_minutes)
@@ -256,14 +273,12 @@ def predict(
     t.preprocess = time.perf_counter() - clock
 
     clock = time.perf_counter()
-    leads = pc.leads or recipe.n_out
     gray = forecast(model, prep.frames, leads, pc.threads)
     t.model = time.perf_counter() - clock
 
     clock = time.perf_counter()
     dbz, rate = nowcast_fields(gray, prep.mask, recipe)
     reference = np.datetime64(frames[-1].time, "s")
-    lead_minutes = recipe.interval_minutes * np.arange(1, leads + 1)
     t.write = time.perf_counter() - clock
 
     clock = time.perf_counter()  # pictures are drawn before anything is written
@@ -273,24 +288,25 @@ def predict(
     t.pictures = time.perf_counter() - clock
 
     clock = time.perf_counter()
-    path = write_nowcast(
-        out,
-        dbz,
-        rate,
-        reference,
-        lead_minutes,
-        prep.x,
-        prep.y,
-        prep.grid_mapping,
-        global_attributes(recipe, frames, prep, leads),
-    )
-    t.write += time.perf_counter() - clock
-
-    clock = time.perf_counter()
-    if images is not None and png is not None:
-        write_pngs(png, images, lead_minutes)
-    if images is not None and gif is not None:
-        write_gif(gif, images, pc.gif_frame_ms)
+    with OutputSet() as outputs:  # the files appear together, after all were written
+        path = write_nowcast(
+            out,
+            dbz,
+            rate,
+            reference,
+            lead_minutes,
+            prep.x,
+            prep.y,
+            prep.grid_mapping,
+            global_attributes(recipe, frames, prep, leads),
+            outputs=outputs,
+        )
+        t.write += time.perf_counter() - clock
+        clock = time.perf_counter()
+        if images is not None and png is not None:
+            write_pngs(png, images, lead_minutes, outputs=outputs)
+        if images is not None and gif is not None:
+            write_gif(gif, images, pc.gif_frame_ms, outputs=outputs)
     t.pictures += time.perf_counter() - clock
     return path
 

@@ -25,7 +25,7 @@ from typing import Any
 import netCDF4
 import numpy as np
 
-from nowcast.atomic import atomic_path
+from nowcast.atomic import OutputSet, atomic_path
 from nowcast.store import TIME_UNITS, _nc_attr
 
 FILL = np.float32(-9999.0)
@@ -42,8 +42,10 @@ def write_nowcast(
     y: np.ndarray,
     grid_mapping: Mapping[str, Any],
     attrs: Mapping[str, Any],
+    outputs: OutputSet | None = None,
 ) -> Path:
-    """Write a nowcast file atomically and return its path.
+    """Write a nowcast file atomically and return its path (with ``outputs``, it appears
+    when that set of outputs is committed).
 
     reflectivity: (L, H, W) dBZ, NaN where nothing is predicted (outside coverage, noise).
     rainfall_rate: (L, H, W) mm/h, NaN at the same pixels.
@@ -63,7 +65,7 @@ def write_nowcast(
         raise ValueError(f"grid {len(y)}×{len(x)} does not match fields {h}×{w}")
     ref_min = (np.datetime64(reference_time, "s") - _EPOCH).astype(np.int64) / 60.0
 
-    with atomic_path(path) as tmp:
+    with atomic_path(path, outputs) as tmp:
         with netCDF4.Dataset(tmp, "w", format="NETCDF4") as nc:
             nc.setncatts({"Conventions": "CF-1.8", **{k: _nc_attr(v) for k, v in attrs.items()}})
             nc.createDimension("time", n)

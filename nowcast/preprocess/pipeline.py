@@ -8,6 +8,9 @@
 4. Write the store through :class:`nowcast.store.StoreWriter` (temp file + rename) and
    print a summary.
 
+The output is checked before any file is read (:func:`nowcast.outputs.check_output`): not
+an input file, not a folder or special file, somewhere writable.
+
 A bad file stops the run with a one-line error naming it (nothing is written), unless
 ``input.skip_bad`` is set, in which case it is skipped and counted. A frame with no data
 (all NaN) inside the crop is not a bad file: its time is left invalid (``valid = 0``), a
@@ -25,11 +28,13 @@ from typing import Any
 
 import numpy as np
 
+from nowcast.atomic import write_error
 from nowcast.config.tree import Config
 from nowcast.errors import UserError
 from nowcast.io.frame import BadInputFile, Frame
 from nowcast.io.paths import expand_inputs
 from nowcast.io.read import read_frames
+from nowcast.outputs import check_output
 from nowcast.preprocess.clutter import (
     CELL_FRACTION,
     CV_WEIGHT,
@@ -65,6 +70,7 @@ def run_preprocess(cfg: Config, show_summary: bool = True, runner: Runner | None
     check_settings(cfg)
     out = Path(cfg.data.store)
     files = expand_inputs(cfg.input.paths, cfg.input.pattern)
+    check_output(out, "data.store (--output)", inputs=files)
     settings = TransformSettings.from_config(pre)
     summary = Summary(store=out, files=len(files), interval_minutes=pre.interval_minutes)
     bad: dict[int, str] = {}
@@ -275,8 +281,11 @@ def _read_all(
                 seconds.append(int(np.datetime64(fr.time, "s").astype(np.int64)))
                 rank.append(fr.file)
                 usable.append(fr.has_data)
-            for month, st in result.stats.items():
-                stats.add(month, st)
+            try:
+                for month, st in result.stats.items():
+                    stats.add(month, st)  # may park a month's sums in the spool folder
+            except OSError as exc:
+                raise write_error(spool.beside, exc) from None
             summary.task_read_seconds += result.read_seconds
             summary.task_transform_seconds += result.transform_seconds
             progress.advance(task, result.files)
