@@ -24,7 +24,14 @@ from predict_support import write_frames
 from train_support import REPO, subprocess_env, tiny_config
 from typer.testing import CliRunner
 
-from nowcast.checkpoint import FORMAT, OLD_FORMAT, build_model, load_checkpoint, save_checkpoint
+from nowcast.checkpoint import (
+    FORMAT,
+    OLD_FORMAT,
+    build_model,
+    file_hash,
+    load_checkpoint,
+    save_checkpoint,
+)
 from nowcast.cli import app
 from nowcast.data.toy import write_blob_store
 from nowcast.train import train
@@ -255,7 +262,10 @@ def test_conversion_refuses_what_it_cannot_convert(run, tmp_path, capsys):
 
 
 def test_the_shipped_model_is_a_plain_checkpoint():
-    """The shipped file loads with the safe unpickler alone and builds its network."""
+    """The shipped file loads with the safe unpickler alone, builds its network, and is the
+    file models/README.md names by its SHA-256."""
+    card = " ".join((REPO / "models" / "README.md").read_text().split())
+    assert f"`{file_hash(SHIPPED)}`" in card
     raw = torch.load(SHIPPED, weights_only=True)
     assert raw["format"] == FORMAT
     ckpt = load_checkpoint(SHIPPED)
