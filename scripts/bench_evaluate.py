@@ -33,7 +33,7 @@ def run(quick: bool = False) -> None:
     from nowcast.plotting.colormap import rate_colormap
     from nowcast.progress import set_quiet
     from nowcast.store import read_meta
-    from nowcast.train.checkpoint import store_payload
+    from nowcast.train.state import store_payload
 
     Extrapolation(3), rate_colormap()  # import pysteps and build the colour map once
     import_s = time.perf_counter() - t0

@@ -21,7 +21,7 @@ from nowcast.evaluate.methods import method_labels
 from nowcast.evaluate.stage import PLOTS, lead_indices
 from nowcast.models import build
 from nowcast.store import FrameReader, read_meta, window_starts
-from nowcast.train.checkpoint import store_payload
+from nowcast.train.state import store_payload
 from nowcast.units import dbz_to_gray, rate_to_dbz
 
 N_IN, N_OUT = 3, 6
@@ -130,7 +130,7 @@ def test_report_matches_a_literal_per_window_computation(report, store, checkpoi
     model = build(
         "convlstm", load_config(None, overrides={f"model.{k}": v for k, v in TINY.items()}).model
     )
-    model.load_state_dict(torch.load(checkpoint, weights_only=False)["state_dict"])
+    model.load_state_dict(torch.load(checkpoint, weights_only=True)["state_dict"])
     model.eval()
 
     def run_model(inputs):
@@ -344,7 +344,7 @@ def test_cli_prints_the_main_table(store, checkpoint, tmp_path):
 
 
 def _bad_checkpoint(store, checkpoint, tmp_path):
-    payload = torch.load(checkpoint, weights_only=False)
+    payload = torch.load(checkpoint, weights_only=True)
     payload["preprocess"] = {**payload["preprocess"], "z_max": 55.0}
     for key in ("format", "version", "git_commit"):
         payload.pop(key)

@@ -49,7 +49,7 @@ def case(tmp_path_factory):
 def _expected_gray(files, ckpt_path):
     """The network run by hand on the stored (uint8) transform of the newest 3 frames."""
     cfg = config()
-    ckpt = torch.load(ckpt_path, weights_only=False)
+    ckpt = torch.load(ckpt_path, weights_only=True)
     model_cfg = load_config(None, [f"model.{k}={v}" for k, v in TINY_MODEL.items()]).model
     model = build("convlstm", model_cfg)
     model.load_state_dict(ckpt["state_dict"])
@@ -338,7 +338,7 @@ def test_field_named_at_training_is_read_again(tmp_path):
     for k, f in enumerate(files):
         _add_field(f, "dbz_corrected", blob(k + 5))  # another field, further along
     plain = make_checkpoint(tmp_path / "plain.pt", files[0])
-    named = torch.load(plain, weights_only=False)
+    named = torch.load(plain, weights_only=True)
     named["preprocess"]["input"] = {"variable": "dbz_corrected"}
     torch.save(named, tmp_path / "named.pt")
     by_default = predict(config(), plain, files, tmp_path / "a.nc")
@@ -394,7 +394,7 @@ def test_cli_unwritable_outputs_are_refused_before_any_work(case, tmp_path):
 
 def test_cli_checkpoint_without_usable_contents(case, tmp_path):
     root, _, ckpt = case
-    payload = torch.load(ckpt, weights_only=False)
+    payload = torch.load(ckpt, weights_only=True)
     broken = dict(
         payload,
         preprocess={k: v for k, v in payload["preprocess"].items() if k != "interval_minutes"},

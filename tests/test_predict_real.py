@@ -98,7 +98,7 @@ def _expected(cfg, store, ckpt_path):
     last = np.flatnonzero(meta.valid)[-N_IN:]
     assert np.all(np.diff(last) == 1)
     frames = FrameReader(store).read(last[0], last[-1] + 1)
-    ckpt = torch.load(ckpt_path, weights_only=False)
+    ckpt = torch.load(ckpt_path, weights_only=True)
     model = build(ckpt["model_name"], cfg.model)
     model.load_state_dict(ckpt["state_dict"])
     model.eval()

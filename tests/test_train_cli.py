@@ -113,7 +113,7 @@ def test_run_saved_before_a_key_existed_resumes_as_its_default(tmp_path, store):
     cfg = _config(tmp_path, store, steps=2, val_every=2)
     assert _train("--config", cfg, "--quiet").exit_code == 0
     last = tmp_path / "run" / "checkpoints" / "last.pt"
-    ckpt = torch.load(last, weights_only=False)
+    ckpt = torch.load(last, weights_only=True)
     del ckpt["config"]["model"]["advection_motion"], ckpt["config"]["train"]["augment"]
     torch.save(ckpt, last)
     _one_line_error(

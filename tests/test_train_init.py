@@ -49,7 +49,7 @@ def test_run_starts_from_the_checkpoints_weights(store, pretrained, tmp_path):
     )
     assert max((fresh[k] - start[k]).abs().max().item() for k in start) > 1e-3
     # the optimiser and the step start afresh; the start line names the checkpoint
-    ckpt = torch.load(run / "checkpoints" / "last.pt", map_location="cpu", weights_only=False)
+    ckpt = torch.load(run / "checkpoints" / "last.pt", map_location="cpu", weights_only=True)
     assert ckpt["step"] == 1 and ckpt["config"]["train"]["init_from"] == str(pretrained)
     start_line = next(m for m in read_metrics(run / "metrics.jsonl") if m["event"] == "start")
     assert start_line["init_from"] == str(pretrained)
@@ -72,7 +72,7 @@ def _one_line_error(result, *fragments: str) -> None:
 @pytest.mark.parametrize(
     "model, fragments",
     [
-        ({"hidden": 8}, ["train.init_from:", "its weights do not fit a convlstm"]),
+        ({"hidden": 8}, ["train.init_from:", "the weights do not fit a convlstm"]),
         ({"name": "predrnn"}, ["train.init_from:", "holds a convlstm model, not the predrnn"]),
     ],
 )

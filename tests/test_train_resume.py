@@ -73,7 +73,7 @@ def test_sigkill_then_resume_gives_the_uninterrupted_weights(tmp_path, model):
         time.sleep(0.01)
     proc.send_signal(signal.SIGKILL)
     assert proc.wait(timeout=30) == -signal.SIGKILL, proc.stderr.read().decode()
-    saved = torch.load(tmp_path / "killed" / "checkpoints" / "last.pt", weights_only=False)
+    saved = torch.load(tmp_path / "killed" / "checkpoints" / "last.pt", weights_only=True)
     killed_at = _last_step(metrics)
     assert 4 <= saved["step"] <= killed_at < 40, (saved["step"], killed_at)
     assert saved["step"] % 4 == 0  # checkpoint_every (val_every 8 is a multiple)
@@ -81,8 +81,8 @@ def test_sigkill_then_resume_gives_the_uninterrupted_weights(tmp_path, model):
     resumed = run_cli("train", "--config", str(tmp_path / "killed.yaml"), "--resume", "--quiet")
     assert resumed.returncode == 0, resumed.stderr
 
-    a = torch.load(tmp_path / "whole" / "checkpoints" / "last.pt", weights_only=False)
-    b = torch.load(tmp_path / "killed" / "checkpoints" / "last.pt", weights_only=False)
+    a = torch.load(tmp_path / "whole" / "checkpoints" / "last.pt", weights_only=True)
+    b = torch.load(tmp_path / "killed" / "checkpoints" / "last.pt", weights_only=True)
     assert a["step"] == b["step"] == 40
     assert a["state_dict"].keys() == b["state_dict"].keys()
     for k in a["state_dict"]:

@@ -67,4 +67,4 @@ def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
 
 def weights(path: Path) -> dict[str, torch.Tensor]:
     """The model weights in a checkpoint."""
-    return torch.load(path, map_location="cpu", weights_only=False)["state_dict"]
+    return torch.load(path, map_location="cpu", weights_only=True)["state_dict"]

@@ -14,8 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from nowcast.checkpoint import load_checkpoint
-from nowcast.config import ConfigError, validate_config
+from nowcast.checkpoint import build_model, load_checkpoint
 from nowcast.errors import UserError
 from nowcast.store import StoreMeta
 
@@ -77,24 +76,10 @@ class ModelMethod:
 
 def load_model(checkpoint: Path, meta: StoreMeta, device: torch.device) -> tuple[str, ModelMethod]:
     """(registry model name, method) from a checkpoint file, after checking it against the store."""
-    from nowcast.models import build
-
     payload = load_checkpoint(checkpoint, map_location="cpu")
     check_preprocess(checkpoint, payload, meta)
-    try:
-        cfg = validate_config(payload["config"], source=f"{checkpoint}: config")
-    except ConfigError as exc:
-        raise UserError(str(exc)) from None
-    name = str(payload["model_name"])
-    model = build(name, cfg.model)
-    try:
-        model.load_state_dict(payload["state_dict"])
-    except RuntimeError as exc:
-        first = str(exc).strip().splitlines()[0]
-        raise UserError(
-            f"{checkpoint}: weights do not fit a {name} built from its config ({first})"
-        ) from None
-    return name, ModelMethod(model.to(device))
+    model = build_model(checkpoint, payload)
+    return str(payload["model_name"]), ModelMethod(model.to(device))
 
 
 def method_labels(names: list[str], paths: list[Path]) -> list[str]:

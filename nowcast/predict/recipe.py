@@ -19,11 +19,10 @@ import numpy as np
 import torch
 from pydantic import ValidationError
 
-from nowcast.checkpoint import file_hash, load_checkpoint
+from nowcast.checkpoint import build_model, checkpoint_config, file_hash, load_checkpoint
 from nowcast.config.model import ModelConfig
 from nowcast.config.zr import ZRConfig
 from nowcast.errors import UserError
-from nowcast.models import build
 from nowcast.preprocess.transform import TransformSettings
 from nowcast.store import StoreMeta
 from nowcast.units import GrayScale
@@ -64,21 +63,19 @@ class Recipe:
         """Load ``path``; UserError naming it if it is not a usable nowcast checkpoint."""
         path = Path(path)
         ckpt = load_checkpoint(path)
+        config = checkpoint_config(path, ckpt)
         try:
-            config = ckpt["config"]
-            model_cfg = ModelConfig.model_validate(config["model"])
-            data = config.get("data", {})
             pre = dict(ckpt["preprocess"])
             masks, grid = ckpt["masks"], ckpt["grid"]
             # the Z–R the training files were read with: the store's, else the run's config
-            zr = ZRConfig.model_validate(pre.get("zr", config.get("zr", {})))
+            zr = ZRConfig.model_validate(pre.get("zr", config.zr.model_dump()))
             recipe = cls(
                 path=path,
                 sha256=file_hash(path),
                 model_name=str(ckpt["model_name"]),
-                model_cfg=model_cfg,
-                n_in=int(data.get("n_in", 5)),
-                n_out=int(data.get("n_out", 15)),
+                model_cfg=config.model,
+                n_in=config.data.n_in,
+                n_out=config.data.n_out,
                 step=ckpt.get("step"),
                 preprocess=pre,
                 settings=TransformSettings.from_dict(pre),
@@ -110,15 +107,8 @@ class Recipe:
 
     def build_model(self) -> torch.nn.Module:
         """The network with the checkpoint's weights, in eval mode on the CPU."""
-        model = build(self.model_name, self.model_cfg)
-        try:
-            model.load_state_dict(self.state_dict)
-        except RuntimeError as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-            raise UserError(
-                f"{self.path}: the weights do not fit a {self.model_name} of this size ({first})"
-            ) from None
-        return model.eval()
+        payload = {"model_name": self.model_name, "state_dict": self.state_dict}
+        return build_model(self.path, payload, self.model_cfg, sized_by="its config").eval()
 
     def nearest_month(self, time: np.datetime64) -> str | None:
         """The month ('YYYY-MM') whose noise mask applies at ``time``: its calendar month,

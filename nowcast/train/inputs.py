@@ -12,11 +12,11 @@ from dataclasses import dataclass
 
 import torch
 
-from nowcast.checkpoint import load_checkpoint
+from nowcast.checkpoint import build_model, load_checkpoint
 from nowcast.config import Config
 from nowcast.data import WindowDataset, open_split
 from nowcast.errors import UserError
-from nowcast.models import build, check_config
+from nowcast.models import check_config
 from nowcast.models.advection import check_prior_inputs
 from nowcast.store import StoreMeta, read_meta
 from nowcast.train.ddp import DistEnv
@@ -73,21 +73,12 @@ def load_init_weights(cfg: Config) -> dict[str, torch.Tensor]:
     path = cfg.train.init_from
     try:
         payload = load_checkpoint(path)
+        name = str(payload["model_name"])
+        if name != cfg.model.name:
+            raise UserError(f"{path} holds a {name} model, not the {cfg.model.name} of model.name")
+        build_model(path, payload, cfg.model)
     except UserError as exc:
         raise UserError(f"train.init_from: {exc}") from None
-    name = str(payload["model_name"])
-    if name != cfg.model.name:
-        raise UserError(
-            f"train.init_from: {path} holds a {name} model, not the {cfg.model.name} of model.name"
-        )
-    try:
-        build(name, cfg.model).load_state_dict(payload["state_dict"])
-    except RuntimeError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        raise UserError(
-            f"train.init_from: {path}: its weights do not fit a {name} sized by this config's "
-            f"model section ({first})"
-        ) from None
     return payload["state_dict"]
 
 

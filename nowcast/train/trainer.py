@@ -28,13 +28,14 @@ from rich.progress import TextColumn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Subset
 
-from nowcast.checkpoint import load_checkpoint
+from nowcast.checkpoint import build_model, load_checkpoint
 from nowcast.config import Config
 from nowcast.data import worker_context
 from nowcast.errors import UserError
 from nowcast.models import build, scheduled_sampling_mask, teacher_forcing_prob
 from nowcast.progress import console, make_progress, set_quiet
-from nowcast.train import checkpoint as ckpt_io
+from nowcast.store import StoreMeta
+from nowcast.train import state as train_state
 from nowcast.train.augment import augment_batch, draw_codes
 from nowcast.train.ddp import (
     DistEnv,
@@ -71,10 +72,7 @@ def train(cfg: Config, resume: bool = False) -> Path:
     inputs = check_inputs(cfg, env)
     run = RunDir(cfg.train.out_dir, writer=env.is_main)
     run.check(resume)
-    saved = None
-    if resume:
-        saved = load_checkpoint(run.last)
-        ckpt_io.check_resumable(saved, cfg.model_dump(mode="json"), inputs.meta, run.last)
+    saved = resume_checkpoint(cfg, run, inputs.meta) if resume else None
     init_process_group(env, device)
     threads = torch.get_num_threads()
     if cfg.train.threads:
@@ -99,9 +97,16 @@ def preflight(cfg: Config, resume: bool = False, world: int = 1) -> None:
     run = RunDir(cfg.train.out_dir, writer=False)
     run.check(resume)
     if resume:
-        ckpt_io.check_resumable(
-            load_checkpoint(run.last), cfg.model_dump(mode="json"), meta, run.last
-        )
+        resume_checkpoint(cfg, run, meta)
+
+
+def resume_checkpoint(cfg: Config, run: RunDir, meta: StoreMeta) -> dict[str, Any]:
+    """The run's last.pt, read safely and checked: it holds a training state, trains the same
+    thing as ``cfg`` on ``meta``'s store, and its weights fit ``cfg.model`` (UserErrors)."""
+    saved = load_checkpoint(run.last)
+    train_state.check_resumable(saved, cfg.model_dump(mode="json"), meta, run.last)
+    build_model(run.last, saved, cfg.model)
+    return saved
 
 
 def seed_everything(seed: int, deterministic: bool) -> None:
@@ -160,7 +165,7 @@ class Trainer:
         self.amp = amp_dtype(tc.amp, device)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp == torch.float16)
         self.loss_fn = make_loss(tc.loss, inputs.scale)
-        self.state = ckpt_io.TrainState()
+        self.state = train_state.TrainState()
         self.last_saved: int | None = None
         cuda = device.type == "cuda"
         workers = cfg.data.workers
@@ -404,12 +409,12 @@ class Trainer:
             self.last_saved = self.state.step
         if not self.env.is_main:
             return
-        ckpt_io.write(
+        train_state.write(
             path,
             model_name=self.cfg.model.name,
             config=self.cfg.model_dump(mode="json"),
             state_dict=self.net.state_dict(),
-            **ckpt_io.store_payload(self.inputs.meta),
+            **train_state.store_payload(self.inputs.meta),
             step=self.state.step,
             optimizer=self.optimizer.state_dict(),
             scheduler=self.scheduler.state_dict(),
@@ -431,13 +436,13 @@ class Trainer:
         self.scheduler.load_state_dict(saved["scheduler"])
         if self.scaler.is_enabled() and saved.get("grad_scaler"):
             self.scaler.load_state_dict(saved["grad_scaler"])
-        self.state = ckpt_io.TrainState.from_dict(saved["trainer"])
+        self.state = train_state.TrainState.from_dict(saved["trainer"])
         self.state.step = int(saved["step"])
         # early stopping follows this run's patience (a larger one lets a stopped run go on)
         patience = self.tc.patience
         self.state.stopped_early = patience is not None and self.state.bad_validations >= patience
         self.last_saved = self.state.step
-        ckpt_io.set_rng_states(saved["rng"])
+        train_state.set_rng_states(saved["rng"])
 
     # ------------------------------------------------------------------ summary
 

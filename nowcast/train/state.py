@@ -1,12 +1,15 @@
 """What a training checkpoint holds beyond the contract of :mod:`nowcast.checkpoint`.
 
 Contract keys (format, model_name, config, state_dict, preprocess, masks, grid, step,
-version, git_commit) plus, for an exact resume::
+version, git_commit) plus, for an exact resume (all plain: tensors, dicts, lists, numbers,
+strings, booleans, None)::
 
     optimizer, scheduler, grad_scaler   their state_dicts (grad_scaler None without fp16)
-    rng             python, numpy, torch CPU and CUDA generator states
-    sampler         {"seed", "epoch", "skip", "world"}: where the shuffled epoch stands
+    rng             generator states, see :func:`rng_states`
+    sampler         {"seed", "epoch", "windows_done", "steps_per_epoch"}: where the
+                    shuffled epoch stands
     trainer         TrainState as a dict: best metric and step, early-stopping counter, …
+    world_size, total_steps   ints
 
 The store's preprocessing JSON, noise masks, coverage and grid travel in every checkpoint,
 so evaluate and predict can work from the checkpoint alone.
@@ -50,37 +53,73 @@ class TrainState:
 
 
 def store_payload(meta: StoreMeta) -> dict[str, Any]:
-    """The store's preprocess JSON, masks and grid (the keys evaluate/predict need), as in
-    :class:`StoreMeta`: numpy bool masks (M, H, W) and (H, W), x (W,) and y (H,) in metres."""
+    """The store's preprocess JSON, masks and grid (the keys evaluate/predict need), as
+    tensors: bool noise masks (M, H, W) and coverage (H, W), float64 x (W,) and y (H,) in
+    metres; months as 'YYYY-MM' strings."""
     return {
         "preprocess": meta.preprocess,
         "masks": {
-            "months": list(meta.months),
-            "noise_mask": np.asarray(meta.noise_mask, dtype=bool),
-            "coverage": np.asarray(meta.coverage, dtype=bool),
+            "months": [str(m) for m in meta.months],
+            "noise_mask": torch.from_numpy(np.array(meta.noise_mask, dtype=bool)),
+            "coverage": torch.from_numpy(np.array(meta.coverage, dtype=bool)),
         },
         "grid": {
-            "x": np.asarray(meta.x, dtype=np.float64),
-            "y": np.asarray(meta.y, dtype=np.float64),
+            "x": torch.from_numpy(np.array(meta.x, dtype=np.float64)),
+            "y": torch.from_numpy(np.array(meta.y, dtype=np.float64)),
             "grid_mapping": dict(meta.grid_mapping),
         },
     }
 
 
 def rng_states() -> dict[str, Any]:
-    """Every global random generator's state."""
+    """Every global random generator's state, as plain values (see :func:`pack_rng`)."""
+    return pack_rng(
+        random.getstate(),
+        np.random.get_state(),
+        torch.get_rng_state(),
+        torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    )
+
+
+def pack_rng(
+    python: tuple, numpy: tuple, torch_state: torch.Tensor, cuda: list[torch.Tensor]
+) -> dict[str, Any]:
+    """Generator states in plain form:
+
+    python  {"version": int, "state": int64 tensor (625,), "gauss_next": float or None}
+            (``random.getstate()``)
+    numpy   {"bit_generator": "MT19937", "keys": int64 tensor (624,), "pos": int,
+             "has_gauss": int, "cached_gaussian": float} (``np.random.get_state()``)
+    torch   uint8 tensor (CPU generator); cuda: list of uint8 tensors, one per GPU
+    """
+    version, state, gauss_next = python
+    name, keys, pos, has_gauss, cached = numpy
     return {
-        "python": random.getstate(),
-        "numpy": np.random.get_state(),
-        "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "python": {
+            "version": int(version),
+            "state": torch.tensor(state, dtype=torch.int64),
+            "gauss_next": None if gauss_next is None else float(gauss_next),
+        },
+        "numpy": {
+            "bit_generator": str(name),
+            "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "cached_gaussian": float(cached),
+        },
+        "torch": torch_state.clone(),
+        "cuda": [s.clone() for s in cuda],
     }
 
 
 def set_rng_states(states: dict[str, Any]) -> None:
-    """Restore what :func:`rng_states` returned."""
-    random.setstate(states["python"])
-    np.random.set_state(states["numpy"])
+    """Restore what :func:`rng_states` returned, bit for bit."""
+    py, nps = states["python"], states["numpy"]
+    random.setstate((py["version"], tuple(int(v) for v in py["state"].tolist()), py["gauss_next"]))
+    keys = nps["keys"].numpy().astype(np.uint32)
+    np.random.set_state(
+        (nps["bit_generator"], keys, nps["pos"], nps["has_gauss"], nps["cached_gaussian"])
+    )
     torch.set_rng_state(states["torch"])
     if states.get("cuda") and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(states["cuda"])
@@ -109,6 +148,9 @@ RESUME_FREE = {
     "data.store",
 }
 RESUME_SECTIONS = ("model", "data", "train")
+RESUME_KEYS = ("optimizer", "scheduler", "rng", "trainer", "step")
+"""What a checkpoint needs beyond the contract for ``--resume`` (best.pt and shipped models
+lack the optimiser's state)."""
 
 
 def check_resumable(
@@ -118,6 +160,12 @@ def check_resumable(
     (RESUME_FREE may change), and a store with the same grid and preprocessing. A key that
     a run saved by an older version lacks counts as its default (it did what the default
     does)."""
+    missing = [k for k in RESUME_KEYS if k not in ckpt]
+    if missing:
+        raise UserError(
+            f"--resume: {path} holds no training state to continue ({', '.join(missing)} "
+            "missing); start a new run with train.init_from to fine-tune its weights"
+        )
     defaults = _flat(Config().model_dump(mode="json"))
     old, new = _flat(ckpt["config"]), _flat(cfg_dump)
     for key in sorted(set(old) | set(new)):
