@@ -164,7 +164,8 @@ def write_error(final: str | os.PathLike, exc: BaseException) -> UserError:
     else:
         reason = str(exc) or type(exc).__name__
     hint = size_limit_hint(Path(final))
-    return UserError(f"{final}: cannot write it: {reason}" + (f" ({hint})" if hint else ""))
+    hint = f" ({hint})" if hint else ""
+    return UserError(f"{final}: cannot write it: {reason}{hint}; nothing there was replaced")
 
 
 def is_write_failure(exc: BaseException, final: Path) -> bool:

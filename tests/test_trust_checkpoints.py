@@ -298,7 +298,9 @@ def test_a_checkpoint_that_cannot_be_written_keeps_the_previous_one(run, store, 
         "train", "--config", str(cfg), "--resume", "--quiet",
         env=subprocess_env(), cwd=REPO, preexec_fn=_file_size_limit(limit),
     )  # fmt: skip
-    line = assert_one_line_error(result, f"{ckpts}{os.sep}", "cannot write the checkpoint")
-    assert "File too large" in line and "unchanged" in line
+    line = assert_one_line_error(
+        result, f"{ckpts}{os.sep}", "cannot write it", "nothing there was replaced"
+    )
+    assert "File too large" in line and "nothing there was replaced" in line
     assert checksums(ckpts) == before
     assert sorted(p.name for p in ckpts.iterdir()) == ["best.pt", "last.pt"]  # no temp left
