@@ -70,7 +70,17 @@ def train(cfg: Config, resume: bool = False) -> Path:
     device = pick_device(cfg.train.device, env)
     inputs = check_inputs(cfg, env)
     run = RunDir(cfg.train.out_dir, writer=env.is_main)
-    run.check(resume)
+    run.lock(resume)
+    try:
+        return _train(cfg, resume, env, device, inputs, run)
+    finally:
+        run.unlock()
+
+
+def _train(
+    cfg: Config, resume: bool, env: DistEnv, device: torch.device, inputs: TrainInputs, run: RunDir
+) -> Path:
+    resume = run.check(resume)  # False: a run stopped before its first checkpoint starts again
     saved = None
     if resume:
         saved = load_checkpoint(run.last)
@@ -97,7 +107,7 @@ def preflight(cfg: Config, resume: bool = False, world: int = 1) -> None:
     runs them before launching torchrun, so that bad input fails once, plainly)."""
     meta = check_inputs(cfg, DistEnv(world=world)).meta
     run = RunDir(cfg.train.out_dir, writer=False)
-    run.check(resume)
+    resume = run.check(resume)
     if resume:
         ckpt_io.check_resumable(
             load_checkpoint(run.last), cfg.model_dump(mode="json"), meta, run.last
@@ -196,7 +206,7 @@ class Trainer:
         """Train until ``total`` steps or early stopping; returns the run directory."""
         st, run = self.state, self.run
         resumed = self.last_saved is not None
-        run.start(self.cfg)
+        run.start(self.cfg, fresh=not resumed)
         if resumed:
             dropped = run.rewind(st.step)
             run.log("resume", st.step, dropped_lines=dropped, world_size=self.env.world)
