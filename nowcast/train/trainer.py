@@ -15,6 +15,7 @@ resume needs; both files are written atomically, best.pt before last.pt.
 
 from __future__ import annotations
 
+import gc
 import math
 import os
 import random
@@ -89,16 +90,28 @@ def _train(
     threads = torch.get_num_threads()
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
+    trainer = None
     try:
         barrier()  # every process has checked the run folder before rank 0 writes to it
-        out = Trainer(cfg, env, device, inputs, run, saved).fit()
-        # rank 0 still writes its last checkpoint and summary: tearing gloo down while a
-        # peer is busy aborted a process now and then ("terminate called without an
-        # active exception", SIGABRT at exit)
+        trainer = Trainer(cfg, env, device, inputs, run, saved)
+        out = trainer.fit()
+        # rank 0 still writes its last checkpoint and summary: no process tears its
+        # process group down while a peer still works
         barrier()
         return out
     finally:
         torch.set_num_threads(threads)
+        # The DDP wrapper holds the process group, and the first Trainer of a process sits
+        # in a reference cycle (through frames kept by torch's lazy imports), so without
+        # this the gloo group would outlive destroy_process_group() and be destructed by
+        # the garbage collector, possibly while the interpreter shuts down, with gloo's
+        # threads still running: std::terminate, SIGABRT ("terminate called without an
+        # active exception"). Drop it, collect, then destroy the group.
+        if trainer is not None:
+            trainer.model = trainer.net
+        trainer = None
+        if env.distributed:
+            gc.collect()
         destroy_process_group()
 
 
