@@ -113,12 +113,15 @@ class RunDir:
             ) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
+        except BlockingIOError:
             os.close(fd)
             raise UserError(
                 f"train.out_dir: {self.root} is in use by another `nowcast train` process "
                 "(wait for it to end or choose another train.out_dir)"
             ) from None
+        except OSError:  # a file system without flock: train unlocked
+            os.close(fd)
+            return
         self._lock_fd = fd
 
     def unlock(self) -> None:
