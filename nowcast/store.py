@@ -57,6 +57,7 @@ class StoreMeta:
     grid_mapping: dict[str, Any]
     preprocess: dict[str, Any]
     attrs: dict[str, Any] = field(default_factory=dict)
+    signature: tuple[int, ...] | None = None  # file_signature() when the metadata was read
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -124,6 +125,7 @@ def read_meta(path: str | os.PathLike) -> StoreMeta:
         raise UserError(f"{path}: no such dataset store (run `nowcast preprocess` first)")
     try:
         with netCDF4.Dataset(path) as nc:
+            signature = file_signature(path)
             if "frames" not in nc.variables or "preprocess" not in nc.ncattrs():
                 raise UserError(
                     f"{path}: not a nowcast dataset store (no frames / preprocess attribute)"
@@ -147,6 +149,7 @@ def read_meta(path: str | os.PathLike) -> StoreMeta:
                 else {},
                 preprocess=json.loads(nc.getncattr("preprocess")),
                 attrs={k: nc.getncattr(k) for k in nc.ncattrs()},
+                signature=signature,
             )
     except UserError:
         raise
@@ -154,27 +157,74 @@ def read_meta(path: str | os.PathLike) -> StoreMeta:
         raise UserError(f"{path}: cannot read dataset store: {exc}") from None
 
 
+def file_signature(path: str | os.PathLike) -> tuple[int, ...]:
+    """(device, inode, size in bytes, modification time in ns) of a file: any change to it
+    (rewritten, truncated, replaced by another file) changes the signature."""
+    st = os.stat(path)
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
 class FrameReader:
     """Random access to a store's frames without loading the archive (one open handle).
 
-    Open one per process (DataLoader workers open their own on first use).
+    Open one per process (DataLoader workers open their own on first use). Every read checks
+    that the file is still the one of ``signature`` (default: the file as first opened):
+    netCDF/HDF5 read a file truncated under an open handle as zeros or fail with a bare
+    "HDF error", so a changed, truncated or unreadable store is a UserError naming it.
     """
 
-    def __init__(self, path: str | os.PathLike):
+    def __init__(self, path: str | os.PathLike, signature: tuple[int, ...] | None = None):
         self.path = Path(path)
+        self.signature = signature
         self._nc: netCDF4.Dataset | None = None
         self._pid: int | None = None
 
     def _var(self):
         if self._nc is None or self._pid != os.getpid():
-            self._nc = netCDF4.Dataset(self.path)
+            try:
+                self._nc = netCDF4.Dataset(self.path)
+            except OSError as exc:
+                if self.signature is not None:
+                    self._check_unchanged()
+                raise StoreReadError(f"{self.path}: cannot read dataset store: {exc}") from None
             self._nc.set_auto_mask(False)
             self._pid = os.getpid()
+            if self.signature is None:
+                self.signature = self._current()
         return self._nc["frames"]
+
+    def _current(self) -> tuple[int, ...] | None:
+        try:
+            return file_signature(self.path)
+        except OSError:
+            return None
 
     def read(self, start: int, stop: int) -> np.ndarray:
         """Frames ``start:stop`` as uint8 ``(stop − start, H, W)``."""
-        return np.asarray(self._var()[start:stop])
+        try:
+            frames = np.asarray(self._var()[start:stop])
+        except (RuntimeError, OSError) as exc:
+            self._check_unchanged()
+            raise StoreReadError(
+                f"{self.path}: cannot read frames {start}–{stop - 1} of the dataset store: {exc}"
+            ) from None
+        self._check_unchanged()  # after the read: the frames came from the unchanged file
+        return frames
+
+    def _check_unchanged(self) -> None:
+        now = self._current()
+        if now != self.signature:
+            what = (
+                "is gone"
+                if now is None
+                else f"was truncated ({now[2]} bytes, {self.signature[2]} when opened)"
+                if now[:2] == self.signature[:2] and now[2] < self.signature[2]
+                else "was modified or replaced"
+            )
+            raise StoreReadError(
+                f"{self.path}: the dataset store {what} while it was being read; "
+                "its frames cannot be trusted (stopped)"
+            )
 
     def close(self) -> None:
         if self._nc is not None and self._pid == os.getpid():
@@ -182,7 +232,11 @@ class FrameReader:
         self._nc = None
 
     def __getstate__(self):  # handles do not travel to worker processes
-        return {"path": self.path, "_nc": None, "_pid": None}
+        return {"path": self.path, "signature": self.signature, "_nc": None, "_pid": None}
+
+
+class StoreReadError(UserError):
+    """A store that cannot be read, or that changed while being read (see FrameReader)."""
 
 
 class StoreWriter:

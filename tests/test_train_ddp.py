@@ -92,3 +92,49 @@ def test_resume_a_one_process_run_with_nproc_2(tmp_path):
     ]
     assert resume[0]["step"] == 3 and resume[0]["world_size"] == 2
     _assert_same_training(tmp_path / "whole", tmp_path / "split")
+
+
+# Run under torchrun: train with the cyclic garbage collector off (no collection happens by
+# chance) and report, at destroy_process_group, how many DDP wrappers are still alive; a
+# live one keeps the gloo process group alive past it, to be destructed at some later
+# collection or at interpreter shutdown with gloo's threads running (SIGABRT).
+_PROBE = """
+import gc, os, sys
+gc.disable()
+import nowcast.train.trainer as trainer
+from torch.nn.parallel import DistributedDataParallel
+from nowcast.config import load_config
+from nowcast.progress import set_quiet
+
+destroy = trainer.destroy_process_group
+
+def probe():
+    alive = sum(isinstance(o, DistributedDataParallel) for o in gc.get_objects())
+    print(f"rank {os.environ['RANK']} ddp alive {alive}", flush=True)
+    destroy()
+
+trainer.destroy_process_group = probe
+set_quiet(True)
+trainer.train(load_config(sys.argv[1]))
+"""
+
+
+def test_no_process_group_outlives_its_destruction(tmp_path):
+    store = write_blob_store(
+        tmp_path / "store.nc", splits=("train", "train", "val"), h=16, w=16, seed=4
+    )
+    tiny_config(store, tmp_path / "run", tmp_path / "c.yaml", steps=2, val_every=2)
+    probe = tmp_path / "probe.py"
+    probe.write_text(_PROBE)
+    cmd = [str(TORCHRUN), "--standalone", "--nproc_per_node", "2", str(probe)]
+    result = subprocess.run(
+        [*cmd, str(tmp_path / "c.yaml")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**subprocess_env(), "PYTHONPATH": str(REPO)},
+        cwd=REPO,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = sorted(line for line in result.stdout.splitlines() if line.startswith("rank "))
+    assert lines == ["rank 0 ddp alive 0", "rank 1 ddp alive 0"], result.stdout

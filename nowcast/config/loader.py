@@ -20,6 +20,7 @@ from typing import Any
 import annotated_types as at
 import yaml
 from pydantic import BaseModel, ValidationError
+from pydantic.fields import FieldInfo
 
 from nowcast.atomic import write_text_atomic
 from nowcast.config.tree import Config
@@ -155,6 +156,11 @@ def _describe_error(err: dict[str, Any]) -> str:
     if kind in ("value_error", "assertion_error") and _field_at(loc) is None:
         return f"{path}: {err['msg'].removeprefix('Value error, ')}"
     field = _field_at(loc)
+    if field is not None and loc[-1].isdigit():  # one entry of a list
+        item = _item_words(field.annotation)
+        if item is not None:
+            key = ".".join(loc[:-1])
+            return f"{key}[{loc[-1]}]: expected {item}, got {err.get('input')!r}"
     expected = _expected(field) if field is not None else None
     if expected is None:
         return f"{path}: {err['msg'].removeprefix('Value error, ')}, got {err.get('input')!r}"
@@ -198,11 +204,28 @@ def _expected(field) -> str | None:
     return text
 
 
+def _item_words(annotation: Any) -> str | None:
+    """What one entry of a list-valued field must be (None: not a list field)."""
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin is typing.Annotated:
+        return _item_words(args[0])
+    if origin in (typing.Union, types.UnionType):
+        words = [_item_words(a) for a in args if a is not type(None)]
+        return next((w for w in words if w), None)
+    if origin in (list, tuple, typing.Sequence) and args:
+        return _type_words(args[0], [])
+    return None
+
+
 def _type_words(annotation: Any, metadata: list[Any]) -> str | None:
     origin = typing.get_origin(annotation)
     args = typing.get_args(annotation)
     if origin is typing.Annotated:
-        return _type_words(args[0], list(args[1:]) + list(metadata))
+        extra = []
+        for m in args[1:]:  # a pydantic Field(...) inside Annotated carries its bounds
+            extra += list(m.metadata) if isinstance(m, FieldInfo) else [m]
+        return _type_words(args[0], extra + list(metadata))
     if origin in (typing.Union, types.UnionType):
         parts = [a for a in args if a is not type(None)]
         words = [_type_words(a, metadata) for a in parts]

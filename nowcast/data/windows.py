@@ -44,7 +44,7 @@ class WindowDataset(Dataset):
         self.month_of = np.array([meta.month_index(meta.times[s]) for s in self.starts], np.int64)
         # one (H, W) mask per calendar month, computed once (M is small)
         self.masks = meta.coverage[None] & ~meta.noise_mask
-        self.reader = FrameReader(meta.path)
+        self.reader = FrameReader(meta.path, meta.signature)
 
     def __len__(self) -> int:
         return int(self.starts.size)

@@ -15,6 +15,7 @@ resume needs; both files are written atomically, best.pt before last.pt.
 
 from __future__ import annotations
 
+import gc
 import math
 import os
 import random
@@ -71,22 +72,44 @@ def train(cfg: Config, resume: bool = False) -> Path:
     device = pick_device(cfg.train.device, env)
     inputs = check_inputs(cfg, env)
     run = RunDir(cfg.train.out_dir, writer=env.is_main)
-    run.check(resume)
+    run.lock(resume)
+    try:
+        return _train(cfg, resume, env, device, inputs, run)
+    finally:
+        run.unlock()
+
+
+def _train(
+    cfg: Config, resume: bool, env: DistEnv, device: torch.device, inputs: TrainInputs, run: RunDir
+) -> Path:
+    resume = run.check(resume)  # False: a run stopped before its first checkpoint starts again
     saved = resume_checkpoint(cfg, run, inputs.meta) if resume else None
     init_process_group(env, device)
     threads = torch.get_num_threads()
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
+    trainer = None
     try:
         barrier()  # every process has checked the run folder before rank 0 writes to it
-        out = Trainer(cfg, env, device, inputs, run, saved).fit()
-        # rank 0 still writes its last checkpoint and summary: tearing gloo down while a
-        # peer is busy aborted a process now and then ("terminate called without an
-        # active exception", SIGABRT at exit)
+        trainer = Trainer(cfg, env, device, inputs, run, saved)
+        out = trainer.fit()
+        # rank 0 still writes its last checkpoint and summary: no process tears its
+        # process group down while a peer still works
         barrier()
         return out
     finally:
         torch.set_num_threads(threads)
+        # The DDP wrapper holds the process group, and the first Trainer of a process sits
+        # in a reference cycle (through frames kept by torch's lazy imports), so without
+        # this the gloo group would outlive destroy_process_group() and be destructed by
+        # the garbage collector, possibly while the interpreter shuts down, with gloo's
+        # threads still running: std::terminate, SIGABRT ("terminate called without an
+        # active exception"). Drop it, collect, then destroy the group.
+        if trainer is not None:
+            trainer.model = trainer.net
+        trainer = None
+        if env.distributed:
+            gc.collect()
         destroy_process_group()
 
 
@@ -95,7 +118,7 @@ def preflight(cfg: Config, resume: bool = False, world: int = 1) -> None:
     runs them before launching torchrun, so that bad input fails once, plainly)."""
     meta = check_inputs(cfg, DistEnv(world=world)).meta
     run = RunDir(cfg.train.out_dir, writer=False)
-    run.check(resume)
+    resume = run.check(resume)
     if resume:
         resume_checkpoint(cfg, run, meta)
 
@@ -201,7 +224,7 @@ class Trainer:
         """Train until ``total`` steps or early stopping; returns the run directory."""
         st, run = self.state, self.run
         resumed = self.last_saved is not None
-        run.start(self.cfg)
+        run.start(self.cfg, fresh=not resumed)
         if resumed:
             dropped = run.rewind(st.step)
             run.log("resume", st.step, dropped_lines=dropped, world_size=self.env.world)
