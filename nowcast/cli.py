@@ -10,9 +10,10 @@ traceback).
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -134,13 +135,16 @@ def run_stage(
         fail(f"internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)", 1)
 
 
-def not_built(command: str, issue: int) -> Callable[[Any], Any]:
-    """A stage placeholder that says plainly that the command does not exist yet (exit 2)."""
-
-    def stage(cfg: Any) -> None:
-        raise UserError(f"`nowcast {command}` is not built yet (tracked in issue #{issue})")
-
-    return stage
+def drop_option(argv: Sequence[str], name: str) -> list[str]:
+    """``argv`` without the option ``name`` and its value, written ``name N`` or ``name=N``."""
+    out: list[str] = []
+    args = iter(argv)
+    for arg in args:
+        if arg == name:
+            next(args, None)
+        elif not arg.startswith(f"{name}="):
+            out.append(arg)
+    return out
 
 
 def _version(value: bool) -> None:
@@ -307,15 +311,8 @@ def train(
         if nproc is None or nproc == 1:
             return train_run(cfg, resume=resume)
         preflight(cfg, resume, world=nproc)  # bad input fails here, once, before any process starts
-        args = ["train", *(["--config", str(config)] if config else [])]
-        args += [a for item in set_ or [] for a in ("--set", item)]
-        args += (
-            ["--resume"] * resume
-            + ["--deterministic"] * deterministic
-            + ["--quiet"] * quiet
-            + ["--debug"] * debug
-        )
-        args += ["--device", device] if device else []
+        # the user's own arguments, run by every process
+        args = drop_option(sys.argv[1:], "--nproc")
         code = launch(nproc, args)
         if code != 0:
             fail(
@@ -421,6 +418,9 @@ def predict(
         extra = "".join(f", {what} {p}" for what, p in (("PNGs in", png), ("GIF", gif)) if p)
         if not quiet:
             console.print(f"predict: wrote {path}{extra}", highlight=False, soft_wrap=True)
+        # everything is written and closed: the interpreter's last garbage collections at
+        # exit need not walk the objects of torch's modules again
+        gc.freeze()
         return path
 
     run_stage(stage, config, set_, quiet, debug)

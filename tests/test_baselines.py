@@ -8,8 +8,9 @@ import pytest
 import torch
 
 from nowcast.errors import UserError
-from nowcast.evaluate.baselines import build_baselines, persistence
+from nowcast.evaluate.baselines import build_baselines
 from nowcast.extrapolation.semilagrangian import Extrapolation
+from nowcast.forecast import persistence
 from nowcast.units import GrayScale, dbz_to_gray
 from nowcast.verification.metrics import MetricAccumulator
 
@@ -30,11 +31,11 @@ def _centroid(field: np.ndarray) -> np.ndarray:
 def test_persistence_of_a_static_field_scores_csi_one():
     rng = np.random.default_rng(0)
     field = torch.tensor(np.round(rng.random((32, 32)) * 255) / 255, dtype=torch.float32)
-    inputs = field.expand(2, 5, 32, 32)
+    inputs = field.expand(2, 5, 1, 32, 32)
     forecast = persistence(inputs, 15)
-    assert forecast.shape == (2, 15, 32, 32)
+    assert forecast.shape == (2, 15, 1, 32, 32)
     acc = MetricAccumulator(15, [0.5, 2, 5, 10, 30], MP)
-    acc.update(forecast, field.expand(2, 15, 32, 32), torch.ones(32, 32, dtype=torch.bool))
+    acc.update(forecast[:, :, 0], field.expand(2, 15, 32, 32), torch.ones(32, 32, dtype=torch.bool))
     r = acc.result()
     assert (r.hits > 0).all()  # every threshold does occur in the field
     np.testing.assert_array_equal(r.csi, 1.0)
@@ -42,7 +43,7 @@ def test_persistence_of_a_static_field_scores_csi_one():
 
 
 def test_persistence_repeats_the_last_input():
-    inputs = torch.arange(2 * 3 * 4 * 4, dtype=torch.float32).view(2, 3, 4, 4)
+    inputs = torch.arange(2 * 3 * 4 * 4, dtype=torch.float32).view(2, 3, 1, 4, 4)
     out = persistence(inputs, 5)
     for k in range(5):
         torch.testing.assert_close(out[:, k], inputs[:, -1])
@@ -54,19 +55,19 @@ def test_extrapolation_advects_a_translated_blob_the_right_way(motion, atol):
     u, v = 2.0, -1.0  # pixels per frame, +x right, +y down (array rows)
     frames = np.stack([_blob(20 + u * t, 40 + v * t) for t in range(5)])
     ex = Extrapolation(n_frames=3, motion=motion)
-    out = ex(torch.tensor(frames[None], dtype=torch.float32), 6)
-    assert out.shape == (1, 6, 64, 64) and out.dtype == torch.float32
+    out = ex(torch.tensor(frames[None, :, None], dtype=torch.float32), 6)
+    assert out.shape == (1, 6, 1, 64, 64) and out.dtype == torch.float32
     assert torch.isfinite(out).all()  # outval 0: no NaN border
     start = _centroid(frames[-1])
     for k in range(6):
         np.testing.assert_allclose(
-            _centroid(out[0, k].numpy()), start + (k + 1) * np.array([u, v]), atol=atol
+            _centroid(out[0, k, 0].numpy()), start + (k + 1) * np.array([u, v]), atol=atol
         )
 
 
 def test_extrapolation_of_an_empty_window_is_empty_and_too_few_inputs_is_an_error():
     ex = Extrapolation(n_frames=3)
-    assert not ex(torch.zeros(1, 5, 16, 16), 4).any()
+    assert not ex(torch.zeros(1, 5, 1, 16, 16), 4).any()
     with pytest.raises(UserError, match="evaluate.extrapolation_frames"):
         Extrapolation(n_frames=4, key="evaluate.extrapolation_frames").forecast(
             np.zeros((3, 16, 16)), 2
@@ -87,9 +88,9 @@ def test_proesmans_baseline_is_pysteps_proesmans_flow_of_the_last_two_inputs():
         frames[-1], velocity, 3, extrap_kwargs={"outval": 0.0}
     )
     got = build_baselines(["extrapolation_proesmans"])["extrapolation_proesmans"](
-        torch.tensor(frames[None]), 3
+        torch.tensor(frames[None, :, None]), 3
     )
-    np.testing.assert_allclose(got[0].numpy(), want, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(got[0, :, 0].numpy(), want, rtol=0, atol=1e-6)
     with pytest.raises(
         UserError, match=r"^data\.n_in: the proesmans motion needs 2 input frames, got 1$"
     ):
@@ -131,9 +132,9 @@ def _fmi_gray(radar_dir, first: int, n: int) -> np.ndarray:
 def test_extrapolation_on_real_fmi_frames_beats_persistence_inside_the_domain(radar_dir, name):
     frames = _fmi_gray(radar_dir, 10, 8)  # 4 inputs, 4 to verify
     assert frames[:4].mean() > 0.2  # there is rain to move
-    inputs = torch.tensor(frames[None, :4], dtype=torch.float32)
-    ext = build_baselines([name], n_frames=3)[name](inputs, 4)[0].numpy()
-    per = persistence(inputs, 4)[0].numpy()
+    inputs = torch.tensor(frames[None, :4, None], dtype=torch.float32)
+    ext = build_baselines([name], n_frames=3)[name](inputs, 4)[0, :, 0].numpy()
+    per = persistence(inputs, 4)[0, :, 0].numpy()
     assert np.isfinite(ext).all() and ext.min() >= 0 and ext.max() <= 1 + 1e-6
     inner = (slice(40, -40), slice(40, -40))  # away from the inflow border (outval 0)
     for k in range(4):

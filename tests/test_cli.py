@@ -87,21 +87,6 @@ def _boom(cfg):
     raise RuntimeError("kaput")
 
 
-def test_stage_not_built_says_so_and_exits_2(capsys):
-    import pytest
-    import typer
-
-    from nowcast.cli import not_built, run_stage
-
-    with pytest.raises(typer.Exit) as info:
-        run_stage(not_built("frobnicate", 99), None, [], True, False)
-    assert info.value.exit_code == 2
-    assert (
-        capsys.readouterr().err
-        == "nowcast: error: `nowcast frobnicate` is not built yet (tracked in issue #99)\n"
-    )
-
-
 def test_internal_error_exit_1_and_debug_traceback(capsys):
     import pytest
     import typer

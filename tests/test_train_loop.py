@@ -100,7 +100,7 @@ def test_best_checkpoint_holds_the_best_validated_model(store, tmp_path):
     val = WindowDataset(meta, "val", 3, 4)
     batches = torch.utils.data.DataLoader(val, batch_size=4)
     scores = score(
-        lambda x: model(x, 4),
+        model,
         batches,
         4,
         cfg.train.val_thresholds,

@@ -7,8 +7,8 @@
 - ``extrapolation_proesmans``: the same advection, with pysteps' Proesmans optical flow
   from the last two inputs instead of LK.
 
-Every baseline is a callable ``(inputs, n_out) -> forecast`` with inputs
-``(B, T_in, H, W)`` gray-level tensor and forecast ``(B, n_out, H, W)`` on the same device.
+Every baseline is a forecast method (:mod:`nowcast.forecast`): gray inputs
+(B, T_in, 1, H, W) → forecast (B, n_out, 1, H, W) on the same device.
 A baseline's name is written once, in :data:`BASELINES` (and, for config validation, in the
 ``Literal`` of ``EvaluateConfig.baselines``). This module imports neither torch nor pysteps:
 the command line reads the names from it.
@@ -16,22 +16,12 @@ the command line reads the names from it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from nowcast.errors import UserError
 from nowcast.extrapolation.motion import check_frames, get_motion, motion_frames
-
-if TYPE_CHECKING:
-    import torch
-
-Baseline = Callable[["torch.Tensor", int], "torch.Tensor"]
-
-
-def persistence(inputs: torch.Tensor, n_out: int) -> torch.Tensor:
-    """The last input frame repeated: (B, T_in, H, W) → (B, n_out, H, W) (a view, no copy)."""
-    return inputs[:, -1:].expand(-1, n_out, -1, -1)
+from nowcast.forecast import ForecastMethod, persistence
 
 
 @dataclass(frozen=True)
@@ -65,7 +55,7 @@ def _spec(name: str) -> BaselineSpec:
     return BASELINES[name]
 
 
-def check_inputs(names: Sequence[str], n_frames: int, n_in: int) -> None:
+def check_baseline_frames(names: Sequence[str], n_frames: int, n_in: int) -> None:
     """Raise a UserError naming the key if a window of ``n_in`` inputs is too short for the
     motion of any baseline in ``names`` (``n_frames``: ``evaluate.extrapolation_frames``)."""
     for name in names:
@@ -86,9 +76,9 @@ def describe(name: str, n_frames: int = 3) -> str:
     )
 
 
-def build_baselines(names: Sequence[str], n_frames: int = 3) -> dict[str, Baseline]:
+def build_baselines(names: Sequence[str], n_frames: int = 3) -> dict[str, ForecastMethod]:
     """Baselines by name (keys of :data:`BASELINES`), in the order given."""
-    out: dict[str, Baseline] = {}
+    out: dict[str, ForecastMethod] = {}
     for name in names:
         spec = _spec(name)
         if spec.motion is None:

@@ -1,7 +1,7 @@
 """Checkpoints as forecast methods: load, check against the store, wrap as ``(inputs, n_out) → forecast``.
 
-A method takes gray-level inputs ``(B, T_in, H, W)`` and returns ``(B, n_out, H, W)`` on the
-same device, like the baselines (:mod:`nowcast.evaluate.baselines`).
+A method takes gray-level inputs ``(B, T_in, 1, H, W)`` and returns ``(B, n_out, 1, H, W)`` on
+the same device, like the baselines (:mod:`nowcast.forecast`).
 """
 
 from __future__ import annotations
@@ -63,15 +63,16 @@ def check_preprocess(checkpoint: Path, payload: Mapping[str, Any], meta: StoreMe
 
 
 class ModelMethod:
-    """A trained network as a forecast method, in eval mode under ``torch.inference_mode``."""
+    """A trained network as a forecast method (:mod:`nowcast.forecast`), in eval mode under
+    ``torch.inference_mode``."""
 
     def __init__(self, model: torch.nn.Module):
         self.model = model.eval()
 
     def __call__(self, inputs: torch.Tensor, n_out: int) -> torch.Tensor:
-        """(B, T_in, H, W) gray → (B, n_out, H, W) gray, on the inputs' device."""
+        """(B, T_in, 1, H, W) gray → (B, n_out, 1, H, W) gray, on the inputs' device."""
         with torch.inference_mode():
-            return self.model(inputs[:, :, None], n_out)[:, :, 0]
+            return self.model(inputs, n_out)
 
 
 def load_model(checkpoint: Path, meta: StoreMeta, device: torch.device) -> tuple[str, ModelMethod]:

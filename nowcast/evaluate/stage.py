@@ -15,8 +15,8 @@ import contextlib
 import os
 import shutil
 import time
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -26,8 +26,9 @@ from rich.console import Console
 from nowcast.atomic import is_write_failure, make_temp_dir, replace_folder, write_error
 from nowcast.config import Config
 from nowcast.config.loader import config_to_yaml
+from nowcast.device import resolve_device
 from nowcast.errors import UserError
-from nowcast.evaluate.baselines import build_baselines, check_inputs, describe
+from nowcast.evaluate.baselines import build_baselines, check_baseline_frames, describe
 from nowcast.evaluate.methods import load_model, method_labels
 from nowcast.evaluate.plots import Example, plot_csi, plot_errors, plot_example
 from nowcast.evaluate.report import (
@@ -37,9 +38,11 @@ from nowcast.evaluate.report import (
     report_markdown,
     terminal_table,
 )
+from nowcast.forecast import ForecastMethod
 from nowcast.outputs import check_output
 from nowcast.progress import info, make_progress
 from nowcast.store import FrameReader, StoreMeta, read_meta, window_starts
+from nowcast.timings import Timings
 from nowcast.units import GrayScale, uint8_to_gray
 from nowcast.verification.metrics import MetricAccumulator
 
@@ -51,36 +54,11 @@ REPORT_FILES = (*PLOTS, "report.md", "report.json", "config.yaml")
 @dataclass
 class Method:
     """One scored method: ``kind`` "model" or "baseline", where it comes from, and its
-    forecast function ``(inputs (B, T_in, H, W), n_out) -> (B, n_out, H, W)`` (gray levels)."""
+    forecast method (:mod:`nowcast.forecast`: (B, T_in, 1, H, W) → (B, n_out, 1, H, W))."""
 
     kind: str
     source: str
-    forecast: Callable[[torch.Tensor, int], torch.Tensor]
-
-
-@dataclass
-class Timings:
-    """Wall seconds of one evaluation: per method (model inference / baseline), and the rest."""
-
-    methods: dict[str, float] = field(default_factory=dict)
-    reading: float = 0.0
-    metrics: float = 0.0
-    writing: float = 0.0
-    total: float = 0.0
-
-    @property
-    def overhead_fraction(self) -> float:
-        """Share of the total spent outside model inference and baselines."""
-        return 1.0 - sum(self.methods.values()) / self.total if self.total > 0 else float("nan")
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` → cuda when available, else cpu; ``cuda`` without a GPU is a UserError."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise UserError("evaluate.device: 'cuda' asked for, but torch sees no GPU")
-    return torch.device(name)
+    forecast: ForecastMethod
 
 
 def check_thresholds(thresholds: Sequence[float], scale: GrayScale, store: Path) -> None:
@@ -146,7 +124,9 @@ def evaluate(
     ``baselines`` / ``out`` default to ``cfg.evaluate.baselines`` / ``cfg.evaluate.out``.
     Writes report.json, report.md, csi_vs_lead.png, errors_vs_lead.png, example.png and
     config.yaml into ``out``, prints the main table, and returns ``out``. ``timings``, when
-    given, is filled with where the time went (for the benchmark).
+    given, gets where the time went (for the benchmark): steps ``method:<label>`` (each
+    method's forecasts), ``reading`` (windows), ``metrics``, ``writing`` (outputs) and
+    ``total`` (the whole call).
     """
     t_start = time.perf_counter()
     ecfg = cfg.evaluate
@@ -155,7 +135,7 @@ def evaluate(
         Path(ecfg.out if out is None else out), [cfg.data.store, *checkpoints]
     )
     n_in, n_out = cfg.data.n_in, cfg.data.n_out
-    check_inputs(baselines, ecfg.extrapolation_frames, n_in)
+    check_baseline_frames(baselines, ecfg.extrapolation_frames, n_in)
 
     meta = read_meta(cfg.data.store)
     meta.require_counting_pixels()
@@ -173,7 +153,7 @@ def evaluate(
             f"evaluate.example_window: {ecfg.example_window} is past the last of the "
             f"{starts.size} windows of split '{ecfg.split}'"
         )
-    device = resolve_device(ecfg.device)
+    device = resolve_device(ecfg.device, "evaluate.device")
     paths = [Path(p) for p in checkpoints]
     loaded = [load_model(p, meta, device) for p in paths]
     labels = method_labels([name for name, _ in loaded], paths)
@@ -188,7 +168,8 @@ def evaluate(
 
     step = frame_minutes(meta)
     timings = timings if timings is not None else Timings()
-    timings.methods = {name: 0.0 for name in methods}
+    for name in methods:
+        timings.add(f"method:{name}", 0.0)
     accs, example = _score(meta, starts, methods, scale, cfg, device, step, timings)
 
     t0 = time.perf_counter()
@@ -210,13 +191,13 @@ def evaluate(
     _write_outputs(
         out, cfg, results, run, example[1], scale, lead_indices(ecfg.example_leads_min, step, n_out)
     )
-    timings.writing = time.perf_counter() - t0
+    timings.add("writing", time.perf_counter() - t0)
     stdout = Console(highlight=False)  # the result goes to stdout, also with --quiet
     if not stdout.is_terminal:  # a log or a pipe: do not squeeze the table into 80 columns
         stdout = Console(highlight=False, width=120)
     stdout.print(terminal_table(results, run))
     info(f"evaluate: wrote report.json, report.md and {len(PLOTS)} plots to {out}")
-    timings.total = time.perf_counter() - t_start
+    timings.add("total", time.perf_counter() - t_start)
     return out
 
 
@@ -247,16 +228,17 @@ def _score(
             for b0 in range(0, starts.size, bs):
                 t0 = time.perf_counter()
                 frames = read_windows(reader, starts[b0 : b0 + bs], n_in + n_out)
-                x = torch.from_numpy(uint8_to_gray(frames)).to(device)
+                x = torch.from_numpy(uint8_to_gray(frames)).to(device)  # (B, n_in + n_out, H, W)
                 inputs, obs = x[:, :n_in], x[:, n_in:]
                 mask = masks[month_of[b0 : b0 + bs]]
-                timings.reading += time.perf_counter() - t0
+                timings.add("reading", time.perf_counter() - t0)
                 preds = {}
                 for name, method in methods.items():
                     t0 = time.perf_counter()
-                    preds[name] = method.forecast(inputs, n_out)
+                    # frames (B, n_out, H, W) for the scores
+                    preds[name] = method.forecast(inputs[:, :, None], n_out)[:, :, 0]
                     sync()
-                    timings.methods[name] += time.perf_counter() - t0
+                    timings.add(f"method:{name}", time.perf_counter() - t0)
                 t0 = time.perf_counter()
                 with _metric_threads(device):
                     observed = first.observe(obs, mask)
@@ -273,7 +255,7 @@ def _score(
                         ),
                     )
                 sync()
-                timings.metrics += time.perf_counter() - t0
+                timings.add("metrics", time.perf_counter() - t0)
                 progress.advance(task, len(frames))
     finally:
         reader.close()

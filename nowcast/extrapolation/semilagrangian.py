@@ -11,7 +11,8 @@ them. The forecasts are therefore directly comparable with the models' outputs, 
 gray levels too.
 
 One window at a time, on the CPU in numpy (float64): :func:`extrapolate` with any motion
-function; :class:`Extrapolation` with a registered motion, also on (B, T_in, H, W) tensors.
+function; :class:`Extrapolation` with a registered motion, also as a forecast method on
+(B, T_in, 1, H, W) tensors (:mod:`nowcast.forecast`).
 """
 
 from __future__ import annotations
@@ -93,7 +94,7 @@ class Extrapolation:
         return extrapolate(frames, n_out, self._motion, self.n_frames)
 
     def __call__(self, inputs: torch.Tensor, n_out: int) -> torch.Tensor:
-        """(B, T_in, H, W) gray tensor → (B, n_out, H, W) float32 on the inputs' device."""
-        batch = inputs.detach().cpu().numpy()
+        """(B, T_in, 1, H, W) gray tensor → (B, n_out, 1, H, W) float32 on the inputs' device."""
+        batch = inputs.detach()[:, :, 0].cpu().numpy()
         out = np.stack([self.forecast(window, n_out) for window in batch])
-        return torch.from_numpy(out.astype(np.float32)).to(inputs.device)
+        return torch.from_numpy(out.astype(np.float32))[:, :, None].to(inputs.device)

@@ -5,7 +5,8 @@ radar colour scale of :mod:`nowcast.plotting.colormap` (the one the evaluation p
 pysteps' "intensity" scale, transparent below 0.08 mm/h), grey where nothing is predicted,
 with a title giving the lead and the valid time. Figures
 are drawn with the Agg canvas directly (no pyplot state), and PNGs carry no time stamp, so
-the same nowcast gives the same bytes. Every file is written atomically.
+the same nowcast gives the same bytes. Every file is written atomically. matplotlib is
+imported by :func:`render`, not with this module.
 """
 
 from __future__ import annotations
@@ -15,8 +16,6 @@ import os
 from pathlib import Path
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 
 from nowcast.atomic import OutputSet, atomic_path
 
@@ -81,6 +80,9 @@ def render(
     rainfall_rate: (L, H, W) mm/h, NaN = not predicted; lead_minutes (L,) after
     ``reference_time``; x (W,), y (H,) projected cell centres [m]; dpi of a FIGSIZE figure.
     """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg  # only when pictures are asked
+    from matplotlib.figure import Figure
+
     from nowcast.plotting.colormap import add_rate_colorbar, rate_colormap
 
     cmap, norm, _ = rate_colormap()

@@ -41,7 +41,7 @@ import json
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +64,7 @@ from nowcast.predict.writer import write_nowcast
 from nowcast.preprocess.crop import crop_origin
 from nowcast.preprocess.transform import output_coordinates, transform_field
 from nowcast.progress import track, warn
+from nowcast.timings import Timings
 from nowcast.units import dbz_to_rate, gray_to_uint8, uint8_to_gray
 
 #: gray levels below this round to uint8 0, the store's "no echo"
@@ -84,18 +85,6 @@ class Prepared:
     y: np.ndarray
     grid_mapping: dict[str, Any]
     mask_note: str
-
-
-@dataclass
-class Timings:
-    """Wall-clock seconds of each step of the last :func:`predict` call."""
-
-    read: float = 0.0
-    preprocess: float = 0.0
-    model: float = 0.0
-    write: float = 0.0
-    pictures: float = 0.0
-    extra: dict[str, float] = field(default_factory=dict)
 
 
 def read_inputs(
@@ -249,7 +238,9 @@ def predict(
     """Nowcast from the newest frames of ``inputs`` with ``checkpoint``; returns ``out``.
 
     ``png``: folder for one PNG per lead; ``gif``: animated GIF file. Every check runs
-    before anything is written; UserError (naming the file) on bad input.
+    before anything is written; UserError (naming the file) on bad input. ``timings``, when
+    given, gets the seconds of the steps ``load_checkpoint``, ``read``, ``preprocess``,
+    ``model``, ``write`` and ``pictures``.
     """
     pc = cfg.predict
     sources = [checkpoint, *(expand_inputs(inputs, cfg.input.pattern) if inputs else [])]
@@ -258,7 +249,7 @@ def predict(
     clock = time.perf_counter()
     recipe = Recipe.load(checkpoint)
     model = recipe.build_model()
-    t.extra["load_checkpoint"] = time.perf_counter() - clock
+    t.add("load_checkpoint", time.perf_counter() - clock)
     leads = pc.leads or recipe.n_out
     lead_minutes = recipe.interval_minutes * np.arange(1, leads + 1)
     for path in png_paths(png, lead_minutes) if png is not None else []:
@@ -266,26 +257,26 @@ def predict(
 
     clock = time.perf_counter()
     frames = read_inputs(inputs, cfg.input, recipe, pc.time_tolerance_minutes)
-    t.read = time.perf_counter() - clock
+    t.add("read", time.perf_counter() - clock)
 
     clock = time.perf_counter()
     prep = prepare(frames, recipe, pc.noise_mask)
-    t.preprocess = time.perf_counter() - clock
+    t.add("preprocess", time.perf_counter() - clock)
 
     clock = time.perf_counter()
     gray = forecast(model, prep.frames, leads, pc.threads)
-    t.model = time.perf_counter() - clock
+    t.add("model", time.perf_counter() - clock)
 
     clock = time.perf_counter()
     dbz, rate = nowcast_fields(gray, prep.mask, recipe)
     reference = np.datetime64(frames[-1].time, "s")
-    t.write = time.perf_counter() - clock
+    t.add("write", time.perf_counter() - clock)
 
     clock = time.perf_counter()  # pictures are drawn before anything is written
     images = None
     if png is not None or gif is not None:
         images = render(rate, reference, lead_minutes, prep.x, prep.y, pc.dpi)
-    t.pictures = time.perf_counter() - clock
+    t.add("pictures", time.perf_counter() - clock)
 
     clock = time.perf_counter()
     with OutputSet() as outputs:  # the files appear together, after all were written
@@ -301,13 +292,13 @@ def predict(
             global_attributes(recipe, frames, prep, leads),
             outputs=outputs,
         )
-        t.write += time.perf_counter() - clock
+        t.add("write", time.perf_counter() - clock)
         clock = time.perf_counter()
         if images is not None and png is not None:
             write_pngs(png, images, lead_minutes, outputs=outputs)
         if images is not None and gif is not None:
             write_gif(gif, images, pc.gif_frame_ms, outputs=outputs)
-    t.pictures += time.perf_counter() - clock
+    t.add("pictures", time.perf_counter() - clock)
     return path
 
 

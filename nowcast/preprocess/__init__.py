@@ -8,22 +8,35 @@ checkpoint ``preprocess`` dict)::
 
     s = TransformSettings.from_dict(preprocess_json)
     u8 = transform_frame(read_frame(path, input_cfg, zr).dbz, s)   # (size, size) uint8
+
+The names below are imported on first use (module ``__getattr__``): the per-frame transform
+does not pull in the whole pipeline (its clutter filter needs scikit-learn).
 """
 
-from nowcast.preprocess.pipeline import preprocess, run_preprocess, settings_json
-from nowcast.preprocess.transform import (
-    TransformSettings,
-    output_coordinates,
-    transform_field,
-    transform_frame,
-)
+from __future__ import annotations
 
-__all__ = [
-    "TransformSettings",
-    "output_coordinates",
-    "preprocess",
-    "run_preprocess",
-    "settings_json",
-    "transform_field",
-    "transform_frame",
-]
+import importlib
+from typing import Any
+
+#: public name → the submodule that defines it
+_WHERE = {
+    "preprocess": "pipeline",
+    "run_preprocess": "pipeline",
+    "settings_json": "pipeline",
+    "TransformSettings": "transform",
+    "output_coordinates": "transform",
+    "transform_field": "transform",
+    "transform_frame": "transform",
+}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_WHERE))

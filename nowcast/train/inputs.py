@@ -15,6 +15,7 @@ import torch
 from nowcast.checkpoint import build_model, load_checkpoint
 from nowcast.config import Config
 from nowcast.data import WindowDataset, open_split
+from nowcast.device import resolve_device
 from nowcast.errors import UserError
 from nowcast.models import check_config
 from nowcast.models.advection import check_prior_inputs
@@ -83,22 +84,18 @@ def load_init_weights(cfg: Config) -> dict[str, torch.Tensor]:
 
 
 def pick_device(name: str, env: DistEnv) -> torch.device:
-    """``train.device`` → a torch device (CUDA: the GPU of this process's LOCAL_RANK)."""
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda":
-        if not torch.cuda.is_available():
-            raise UserError(
-                f"train.device: cuda requested but no CUDA device is available (torch {torch.__version__})"
-            )
-        if env.local_rank >= torch.cuda.device_count():
-            raise UserError(
-                f"train.device: process LOCAL_RANK {env.local_rank} has no GPU "
-                f"(only {torch.cuda.device_count()} visible)"
-            )
-        torch.cuda.set_device(env.local_rank)
-        return torch.device("cuda", env.local_rank)
-    return torch.device("cpu")
+    """``train.device`` → a torch device (:func:`nowcast.device.resolve_device`); on CUDA the
+    GPU of this process's LOCAL_RANK, made the current one."""
+    device = resolve_device(name, "train.device")
+    if device.type != "cuda":
+        return device
+    if env.local_rank >= torch.cuda.device_count():
+        raise UserError(
+            f"train.device: process LOCAL_RANK {env.local_rank} has no GPU "
+            f"(only {torch.cuda.device_count()} visible)"
+        )
+    torch.cuda.set_device(env.local_rank)
+    return torch.device("cuda", env.local_rank)
 
 
 def amp_dtype(amp: str, device: torch.device) -> torch.dtype | None:

@@ -33,6 +33,7 @@ from nowcast.checkpoint import build_model, load_checkpoint
 from nowcast.config import Config
 from nowcast.data import worker_context
 from nowcast.errors import UserError
+from nowcast.forecast import ForecastMethod, persistence
 from nowcast.models import build, scheduled_sampling_mask, teacher_forcing_prob
 from nowcast.progress import console, make_progress, set_quiet
 from nowcast.store import StoreMeta
@@ -53,7 +54,7 @@ from nowcast.train.inputs import TrainInputs, amp_dtype, check_inputs, pick_devi
 from nowcast.train.loss import make_loss
 from nowcast.train.rundir import RunDir
 from nowcast.train.schedule import make_optimizer, make_scheduler
-from nowcast.train.validate import higher_is_better, persistence, score
+from nowcast.train.validate import higher_is_better, score
 
 
 class TrainingDiverged(UserError):
@@ -243,7 +244,7 @@ class Trainer:
                 parameters=sum(p.numel() for p in self.net.parameters()),
                 init_from=str(self.tc.init_from) if self.tc.init_from else None,
             )
-            st.persistence = self.evaluate(persistence(self.n_out))
+            st.persistence = self.evaluate(persistence)
             run.log("baseline", 0, method="persistence", **st.persistence)
         if st.step < self.total and not st.stopped_early:
             self._loop()
@@ -372,7 +373,7 @@ class Trainer:
 
     # ------------------------------------------------------------------ validation
 
-    def evaluate(self, forecast) -> dict[str, float]:
+    def evaluate(self, forecast: ForecastMethod) -> dict[str, float]:
         """Scores of ``forecast`` on the val split. Every process scores its share and the
         sums are added over processes; every process then takes rank 0's scores (so all
         decide alike, to the last bit)."""
@@ -395,7 +396,7 @@ class Trainer:
     def validate(self) -> None:
         """Score the model, keep best.pt, count towards early stopping, write last.pt."""
         st, tc = self.state, self.tc
-        scores = self.evaluate(lambda x: self.net(x, self.n_out))
+        scores = self.evaluate(self.net)
         value = scores[tc.best_metric]
         better = higher_is_better(tc.best_metric)
         improved = math.isfinite(value) and (

@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable
 import numpy as np
 import torch
 
+from nowcast.forecast import ForecastMethod
 from nowcast.units import GrayScale
 from nowcast.verification.metrics import MetricAccumulator, categorical_scores
 
@@ -52,7 +53,7 @@ def summarize(acc: MetricAccumulator) -> dict[str, float]:
 
 @torch.no_grad()
 def score(
-    forecast: Callable[[torch.Tensor], torch.Tensor],
+    forecast: ForecastMethod,
     batches: Iterable,
     n_out: int,
     thresholds_mmh: list[float],
@@ -60,26 +61,18 @@ def score(
     device: torch.device,
     combine: Callable[[list[torch.Tensor]], None] | None = None,
 ) -> dict[str, float]:
-    """Scores of ``forecast(inputs (B, n_in, 1, H, W)) -> (B, n_out, 1, H, W)`` over ``batches``
-    of ``(inputs, targets, mask)``. ``combine(sums)``: adds the accumulator's sums in place
-    over processes that scored other shares (e.g. :func:`nowcast.train.ddp.all_sum_`)."""
+    """Scores of the forecast method ``forecast`` (:mod:`nowcast.forecast`) over ``batches``
+    of ``(inputs, targets, mask)``, ``n_out`` leads. ``combine(sums)``: adds the accumulator's
+    sums in place over processes that scored other shares (e.g.
+    :func:`nowcast.train.ddp.all_sum_`)."""
     acc = MetricAccumulator(n_out, thresholds_mmh, scale, device)
     for inputs, targets, mask in batches:
         inputs = inputs.to(device, non_blocking=True)
         targets = targets.to(device, non_blocking=True)
-        pred = forecast(inputs).float()
+        pred = forecast(inputs, n_out).float()
         acc.update(pred[:, :, 0].contiguous(), targets[:, :, 0].contiguous(), mask.to(device))
     if combine is not None:
         state = acc.state()
         combine(state)
         acc.load_state(state)
     return summarize(acc)
-
-
-def persistence(n_out: int) -> Callable[[torch.Tensor], torch.Tensor]:
-    """The persistence forecast: the last input frame, repeated ``n_out`` times."""
-
-    def forecast(inputs: torch.Tensor) -> torch.Tensor:
-        return inputs[:, -1:].expand(-1, n_out, -1, -1, -1)
-
-    return forecast
