@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import gc
+import math
 import sys
 import traceback
 from collections.abc import Callable, Sequence
@@ -309,7 +310,10 @@ def train(
 
     def stage(cfg):
         if nproc is None or nproc == 1:
-            return train_run(cfg, resume=resume)
+            result = train_run(cfg, resume=resume)
+            if result.main:  # under torchrun: the process that wrote the run
+                console.print(train_summary(result), highlight=False, soft_wrap=True)
+            return result
         preflight(cfg, resume, world=nproc)  # bad input fails here, once, before any process starts
         # the user's own arguments, run by every process
         args = drop_option(sys.argv[1:], "--nproc")
@@ -322,6 +326,25 @@ def train(
         return cfg.train.out_dir
 
     run_stage(stage, config, set_, quiet, debug, overrides)
+
+
+def train_summary(result: Any) -> str:
+    """One line on a finished :class:`nowcast.train.TrainResult`: steps, how it ended, the
+    best validation value and its step against persistence, where the checkpoints are."""
+    how = "stopped early (patience)" if result.stopped_early else "done"
+    metric = result.best_metric
+    best = (
+        f"best val {metric} {result.best_value:.4g} at step {result.best_step}"
+        if result.best_value is not None
+        else f"no finite val {metric}"
+    )
+    ref = result.persistence.get(metric)
+    ref_text = f" (persistence {ref:.4g})" if ref is not None and math.isfinite(ref) else ""
+    return (
+        f"train: {result.steps} steps, {how}; {best}{ref_text}; checkpoints in "
+        f"{result.last_checkpoint.parent} ({result.best_checkpoint.name}, "
+        f"{result.last_checkpoint.name})"
+    )
 
 
 @app.command()
@@ -369,9 +392,30 @@ def evaluate(
         "evaluate.out": str(out) if out else None,
         "evaluate.split": split,
     }
-    run_stage(
-        lambda cfg: evaluate_stage(cfg, checkpoint or []), config, set_, quiet, debug, overrides
-    )
+
+    def stage(cfg):
+        result = evaluate_stage(cfg, checkpoint or [])
+        print_evaluation(result, quiet)
+        return result
+
+    run_stage(stage, config, set_, quiet, debug, overrides)
+
+
+def print_evaluation(result: Any, quiet: bool) -> None:
+    """Show a :class:`nowcast.evaluate.report.EvaluateResult` on stdout: the score table
+    (also with ``--quiet``), then the report's files, one path a line (not with ``--quiet``)."""
+    from rich.console import Console
+
+    from nowcast.evaluate.report import terminal_table
+
+    stdout = Console(highlight=False)
+    if not stdout.is_terminal:  # a log or a pipe: do not squeeze the table into 80 columns
+        stdout = Console(highlight=False, width=120)
+    stdout.print(terminal_table(result.methods, result.run))
+    if not quiet:
+        stdout.print(f"evaluate: report in {result.folder}", soft_wrap=True, markup=False)
+        for path in result.files:
+            stdout.print(f"  {path}", soft_wrap=True, markup=False)
 
 
 @app.command()

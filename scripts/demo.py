@@ -121,15 +121,14 @@ def main() -> None:
             "--png",
             str(out / "nowcast_png"),
         )
-    report = out / "eval" / "report.md"
-    if report.exists():
-        console.print(report.read_text())
     console.print(
-        f"[bold]demo finished in {time.perf_counter() - t0:.0f} s; outputs in {out}/[/bold]"
+        f"[bold]demo finished in {time.perf_counter() - t0:.0f} s; outputs in "
+        f"{escape(str(out))}/[/bold] (the score table is the one `nowcast evaluate` printed)"
     )
-    for path in sorted(out.glob("eval/*.png")) + [out / "nowcast.nc"]:
+    report = [out / "eval" / name for name in ("report.md", "report.json")]
+    for path in report + sorted(out.glob("eval/*.png")) + [out / "nowcast.nc"]:
         if path.exists():
-            console.print(f"  {path}")
+            console.print(f"  {path}", highlight=False, markup=False, soft_wrap=True)
 
 
 if __name__ == "__main__":

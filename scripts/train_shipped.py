@@ -94,10 +94,11 @@ def one_split(split: str, block_frames: int = 288) -> list[str]:
 
 def train_stage(cfg: Config) -> None:
     """Train, or resume an interrupted run in the same folder."""
+    from nowcast.cli import train_summary
     from nowcast.train import train
 
     resume = (cfg.train.out_dir / "checkpoints" / "last.pt").exists()
-    train(cfg, resume=resume)
+    print(train_summary(train(cfg, resume=resume)))
 
 
 def export(run_last: Path, out: Path) -> None:
@@ -141,10 +142,15 @@ def main() -> None:
     step("export", SHIPPED, lambda: export(cfg.train.out_dir / "checkpoints" / "last.pt", SHIPPED))
 
     # 3. held-out scores
+    from nowcast.cli import print_evaluation
     from nowcast.evaluate import evaluate
 
     report = Path(cfg.evaluate.out)
-    step("evaluate", report / "report.json", lambda: evaluate(cfg, [SHIPPED]))
+    step(
+        "evaluate",
+        report / "report.json",
+        lambda: print_evaluation(evaluate(cfg, [SHIPPED]), quiet=False),
+    )
     EVAL_COPY.mkdir(parents=True, exist_ok=True)
     for name in (
         "report.json",
@@ -185,6 +191,7 @@ def real_store(
 def _fold(radar: Path, held_out: str, cfg: Config, val_store: Path, sets: list[str]) -> None:
     """The shipped model's training with another event held out: its test scores say how
     much the shipped model's depend on the event."""
+    from nowcast.cli import print_evaluation
     from nowcast.evaluate import evaluate
 
     folder = WORK / f"fold_{held_out}"
@@ -203,7 +210,7 @@ def _fold(radar: Path, held_out: str, cfg: Config, val_store: Path, sets: list[s
     step(
         f"fold {held_out}: evaluate",
         report / "report.json",
-        lambda: evaluate(cfg, [last], out=report),
+        lambda: print_evaluation(evaluate(cfg, [last], out=report), quiet=False),
     )
     shutil.copyfile(report / "report.json", EVAL_COPY / f"report_fold_{held_out}.json")
 

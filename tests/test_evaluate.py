@@ -74,7 +74,7 @@ def report(store, checkpoint, tmp_path_factory):
     """One full run: the model, persistence and extrapolation, thresholds incl. one never reached."""
     out = tmp_path_factory.mktemp("eval") / "report"
     cfg = _config(store, out, batch_size=5, thresholds_mmh=[0.5, 2.0, 10.0, 300.0])
-    assert evaluate(cfg, [checkpoint]) == out
+    assert evaluate(cfg, [checkpoint]).folder == out
     return out
 
 
@@ -202,7 +202,9 @@ def test_contingency_totals_are_the_masked_pixels_of_each_windows_month(report, 
 def test_batch_size_does_not_change_the_scores(store, tmp_path):
     reps = []
     for bs in (1, 24):
-        out = evaluate(_config(store, tmp_path / f"b{bs}", batch_size=bs), [], ["persistence"])
+        out = evaluate(
+            _config(store, tmp_path / f"b{bs}", batch_size=bs), [], ["persistence"]
+        ).folder
         reps.append(_json_strict(out / "report.json")["persistence"])
     assert reps[0] == reps[1]
 
@@ -219,14 +221,14 @@ def test_split_extrapolation_frames_and_example_keys(store, tmp_path):
         ),
         [],
         ["extrapolation"],
-    )
+    ).folder
     a = _json_strict(out / "report.json")["extrapolation"]
     assert a["n_sequences"] == 12  # the one val block
     assert "last 2 inputs" in a["source"]
     md = (out / "report.md").read_text()
     assert "split `val`: 12 windows" in md and "example.png: window 7 of the split" in md
     b = _json_strict(
-        evaluate(_config(store, tmp_path / "b", split="val"), [], ["extrapolation"]) / "report.json"
+        evaluate(_config(store, tmp_path / "b", split="val"), [], ["extrapolation"]).report_json
     )
     assert a["mse"] != b["extrapolation"]["mse"]  # motion from 2 vs 3 frames
     assert "the wettest" in (tmp_path / "b" / "report.md").read_text()
@@ -236,7 +238,7 @@ def test_proesmans_baseline_is_scored_beside_lk_and_ignores_extrapolation_frames
     reps = []
     for frames in (2, 3):
         cfg = _config(store, tmp_path / f"p{frames}", split="val", extrapolation_frames=frames)
-        out = evaluate(cfg, [], ["extrapolation", "extrapolation_proesmans"])
+        out = evaluate(cfg, [], ["extrapolation", "extrapolation_proesmans"]).folder
         reps.append(_json_strict(out / "report.json"))
     lk, pr = reps[1]["extrapolation"], reps[1]["extrapolation_proesmans"]
     assert "Proesmans optical flow from the last 2 inputs" in pr["source"]
@@ -285,7 +287,7 @@ def test_device_cuda_without_a_gpu_is_a_user_error(store, tmp_path):
         UserError, match="evaluate.device: cuda requested, but torch .* sees no CUDA GPU"
     ):
         evaluate(_config(store, tmp_path / "o", device="cuda"), [], ["persistence"])
-    out = evaluate(_config(store, tmp_path / "c", device="cpu"), [], ["persistence"])
+    out = evaluate(_config(store, tmp_path / "c", device="cpu"), [], ["persistence"]).folder
     assert "device: cpu" in (out / "report.md").read_text()
 
 

@@ -88,8 +88,7 @@ def trained(request, radar_dir, tmp_path_factory):
     files = expand_inputs([folder], cfg.input.pattern)
     cfg = load_config(yaml, [*sets, f"preprocess.seed={_split_seed(cfg, files)}"])
     store = preprocess(cfg)
-    run = train(cfg)
-    return folder, cfg, store, run / "checkpoints" / "best.pt"
+    return folder, cfg, store, train(cfg).best_checkpoint
 
 
 def _expected(cfg, store, ckpt_path):

@@ -38,14 +38,16 @@ def test_run_starts_from_the_checkpoints_weights(store, pretrained, tmp_path):
     start = weights(pretrained)
     # one step at a negligible learning rate: Adam moves each weight by about lr, so the
     # run's weights are those it started from
-    run = train(tiny_config(store, tmp_path / "ft", steps=1, lr=1e-12, init_from=str(pretrained)))
+    run = train(
+        tiny_config(store, tmp_path / "ft", steps=1, lr=1e-12, init_from=str(pretrained))
+    ).run_dir
     tuned = weights(run / "checkpoints" / "last.pt")
     assert tuned.keys() == start.keys()
     for key in start:
         torch.testing.assert_close(tuned[key], start[key], rtol=0, atol=1e-9)
     # without init_from the same config starts from the seed's weights, far from them
     fresh = weights(
-        train(tiny_config(store, tmp_path / "fresh", steps=1, lr=1e-12)) / "checkpoints" / "last.pt"
+        train(tiny_config(store, tmp_path / "fresh", steps=1, lr=1e-12)).last_checkpoint
     )
     assert max((fresh[k] - start[k]).abs().max().item() for k in start) > 1e-3
     # the optimiser and the step start afresh; the start line names the checkpoint
@@ -56,7 +58,9 @@ def test_run_starts_from_the_checkpoints_weights(store, pretrained, tmp_path):
 
 
 def test_fine_tuning_changes_the_weights(store, pretrained, tmp_path):
-    run = train(tiny_config(store, tmp_path / "ft", steps=3, lr=0.01, init_from=str(pretrained)))
+    run = train(
+        tiny_config(store, tmp_path / "ft", steps=3, lr=0.01, init_from=str(pretrained))
+    ).run_dir
     tuned, start = weights(run / "checkpoints" / "last.pt"), weights(pretrained)
     assert max((tuned[k] - start[k]).abs().max().item() for k in start) > 1e-4
 

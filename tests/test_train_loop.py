@@ -49,7 +49,7 @@ def events(run_dir, kind):
 
 def test_run_directory_and_checkpoint_contents(store, tmp_path):
     cfg = tiny_config(store, tmp_path / "run", steps=6, val_every=3, log_every=2)
-    run_dir = train(cfg)
+    run_dir = train(cfg).run_dir
     assert run_dir == tmp_path / "run"
     assert load_config(run_dir / "config.yaml") == cfg
     kinds = [e["event"] for e in read_metrics(run_dir / "metrics.jsonl")]
@@ -87,7 +87,7 @@ def test_run_directory_and_checkpoint_contents(store, tmp_path):
 
 def test_best_checkpoint_holds_the_best_validated_model(store, tmp_path):
     cfg = tiny_config(store, tmp_path / "run", steps=8, val_every=2, best_metric="mse", lr=3e-3)
-    run_dir = train(cfg)
+    run_dir = train(cfg).run_dir
     vals = events(run_dir, "val")
     best = min(vals, key=lambda e: e["mse"])
     best_ckpt = load_checkpoint(run_dir / "checkpoints" / "best.pt")
@@ -120,7 +120,7 @@ def test_persistence_baseline_matches_a_numpy_reference(store, tmp_path):
         val_thresholds=thresholds,
         best_metric="csi@5",
     )
-    base = events(train(cfg), "baseline")[0]
+    base = events(train(cfg).run_dir, "baseline")[0]
     meta = read_meta(store)
     ds = WindowDataset(meta, "val", 3, 4)
     h, m, f = (np.zeros(len(thresholds)) for _ in range(3))
@@ -158,7 +158,7 @@ def test_a_run_is_never_overwritten(store, tmp_path):
 def test_early_stopping_and_resume_with_more_patience(store, tmp_path):
     # lr so small that the weights cannot change: no validation after the first improves
     cfg = tiny_config(store, tmp_path / "run", steps=30, val_every=2, patience=2, lr=1e-30)
-    run_dir = train(cfg)
+    run_dir = train(cfg).run_dir
     vals = events(run_dir, "val")
     assert [v["step"] for v in vals] == [2, 4, 6] and [v["improved"] for v in vals] == [
         True,
@@ -225,13 +225,13 @@ def test_lr_schedule_warmup_then_cosine(store, tmp_path):
         lr_schedule="cosine",
         warmup_steps=3,
     )
-    lrs = [e["lr"] for e in events(train(cfg), "train")]
+    lrs = [e["lr"] for e in events(train(cfg).run_dir, "train")]
     expected = [0.01 * (s + 1) / 3 for s in range(3)]
     expected += [0.001 + 0.009 * (1 + math.cos(math.pi * (s - 3) / 4)) / 2 for s in range(3, 8)]
     assert lrs == pytest.approx(expected, rel=1e-9)
     assert lrs[-1] == pytest.approx(0.001) and lrs[3] == pytest.approx(0.01)
     cfg = tiny_config(store, tmp_path / "run2", steps=3, val_every=100, lr=0.02)
-    assert [e["lr"] for e in events(train(cfg), "train")] == [0.02] * 3  # constant
+    assert [e["lr"] for e in events(train(cfg).run_dir, "train")] == [0.02] * 3  # constant
 
 
 @pytest.mark.parametrize("name", ["adam", "adamw"])
@@ -288,22 +288,22 @@ def test_seed_decides_the_weights(store, tmp_path):
         )
         for name, seed in (("a", 7), ("b", 7), ("c", 8))
     }
-    wa, wb, wc = (weights(r / "checkpoints" / "last.pt") for r in runs.values())
+    wa, wb, wc = (weights(r.last_checkpoint) for r in runs.values())
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
     assert not all(torch.equal(wa[k], wc[k]) for k in wa)
 
 
 def test_epochs_set_the_number_of_steps(store, tmp_path):
     cfg = tiny_config(store, tmp_path / "run", epochs=1, batch_size=8, val_every=100, log_every=100)
-    run_dir = train(cfg)
+    run_dir = train(cfg).run_dir
     n_windows = len(WindowDataset(read_meta(store), "train", 3, 4))  # 2 blocks × 34
     assert events(run_dir, "start")[0]["total_steps"] == n_windows // 8 == 8
     assert load_checkpoint(run_dir / "checkpoints" / "last.pt")["step"] == 8
 
 
 def test_loader_workers_do_not_change_training(store, tmp_path):
-    a = train(tiny_config(store, tmp_path / "a", steps=3, val_every=3, workers=0))
-    b = train(tiny_config(store, tmp_path / "b", steps=3, val_every=3, workers=2))
+    a = train(tiny_config(store, tmp_path / "a", steps=3, val_every=3, workers=0)).run_dir
+    b = train(tiny_config(store, tmp_path / "b", steps=3, val_every=3, workers=2)).run_dir
     wa, wb = weights(a / "checkpoints" / "last.pt"), weights(b / "checkpoints" / "last.pt")
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
     assert events(a, "val")[0]["mse"] == events(b, "val")[0]["mse"]
@@ -349,6 +349,6 @@ def test_deterministic_key_switches_torch_to_deterministic_algorithms(store, tmp
 
 def test_threads_key_sets_torch_threads_for_the_run(store, tmp_path):
     torch.set_num_threads(2)
-    run_dir = train(tiny_config(store, tmp_path / "run", steps=1, val_every=1, threads=1))
+    run_dir = train(tiny_config(store, tmp_path / "run", steps=1, val_every=1, threads=1)).run_dir
     assert events(run_dir, "start")[0]["threads"] == 1
     assert torch.get_num_threads() == 2  # given back after the run

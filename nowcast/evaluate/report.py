@@ -1,4 +1,4 @@
-"""report.json (docs/evaluate.md), report.md and the terminal table.
+"""report.json (docs/evaluate.md), report.md, the terminal table and the stage's result.
 
 report.json maps each method name to::
 
@@ -21,6 +21,7 @@ import json
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -59,6 +60,26 @@ class RunInfo:
     @property
     def lead_minutes(self) -> list[float]:
         return [(k + 1) * self.frame_minutes for k in range(self.n_out)]
+
+
+@dataclass(frozen=True)
+class EvaluateResult:
+    """What `nowcast evaluate` produced: the report ``folder``, each method's scores
+    (``methods``: name → :class:`MethodResult`, in the order scored), what was evaluated
+    (``run``), and the paths of the files written into ``folder``."""
+
+    folder: Path
+    methods: dict[str, MethodResult]
+    run: RunInfo
+    report_md: Path
+    report_json: Path
+    config: Path
+    plots: list[Path]
+
+    @property
+    def files(self) -> list[Path]:
+        """Every file of the report: report.md, report.json, the plots, config.yaml."""
+        return [self.report_md, self.report_json, *self.plots, self.config]
 
 
 def _clean(value: Any) -> Any:

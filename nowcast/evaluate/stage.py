@@ -1,6 +1,6 @@
 """The `nowcast evaluate` stage: stream a split's windows through every method, score, report.
 
-    evaluate(cfg, checkpoints=[Path("runs/x/checkpoints/best.pt")]) -> Path (the output folder)
+    evaluate(cfg, checkpoints=[Path("runs/x/checkpoints/best.pt")]) -> EvaluateResult
 
 Everything the user can get wrong is checked before any window is read (missing files, a
 checkpoint preprocessed differently from the store, an empty split, thresholds outside the
@@ -21,7 +21,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from rich.console import Console
 
 from nowcast.atomic import is_write_failure, make_temp_dir, replace_folder, write_error
 from nowcast.config import Config
@@ -32,15 +31,15 @@ from nowcast.evaluate.baselines import build_baselines, check_baseline_frames, d
 from nowcast.evaluate.methods import load_model, method_labels
 from nowcast.evaluate.plots import Example, plot_csi, plot_errors, plot_example
 from nowcast.evaluate.report import (
+    EvaluateResult,
     MethodResult,
     RunInfo,
     report_json,
     report_markdown,
-    terminal_table,
 )
 from nowcast.forecast import ForecastMethod
 from nowcast.outputs import check_output
-from nowcast.progress import info, make_progress
+from nowcast.progress import make_progress
 from nowcast.store import FrameReader, StoreMeta, read_meta, window_starts
 from nowcast.timings import Timings
 from nowcast.units import GrayScale, uint8_to_gray
@@ -118,15 +117,14 @@ def evaluate(
     out: str | os.PathLike | None = None,
     *,
     timings: Timings | None = None,
-) -> Path:
+) -> EvaluateResult:
     """Score checkpoints and baselines on ``cfg.evaluate.split`` of ``cfg.data.store``.
 
     ``baselines`` / ``out`` default to ``cfg.evaluate.baselines`` / ``cfg.evaluate.out``.
     Writes report.json, report.md, csi_vs_lead.png, errors_vs_lead.png, example.png and
-    config.yaml into ``out``, prints the main table, and returns ``out``. ``timings``, when
-    given, gets where the time went (for the benchmark): steps ``method:<label>`` (each
-    method's forecasts), ``reading`` (windows), ``metrics``, ``writing`` (outputs) and
-    ``total`` (the whole call).
+    config.yaml into ``out`` and returns the scores and paths (prints nothing but the
+    progress bar). ``timings``, when given, is filled with where the time went (for the
+    benchmark).
     """
     t_start = time.perf_counter()
     ecfg = cfg.evaluate
@@ -192,13 +190,16 @@ def evaluate(
         out, cfg, results, run, example[1], scale, lead_indices(ecfg.example_leads_min, step, n_out)
     )
     timings.add("writing", time.perf_counter() - t0)
-    stdout = Console(highlight=False)  # the result goes to stdout, also with --quiet
-    if not stdout.is_terminal:  # a log or a pipe: do not squeeze the table into 80 columns
-        stdout = Console(highlight=False, width=120)
-    stdout.print(terminal_table(results, run))
-    info(f"evaluate: wrote report.json, report.md and {len(PLOTS)} plots to {out}")
     timings.add("total", time.perf_counter() - t_start)
-    return out
+    return EvaluateResult(
+        folder=out,
+        methods=results,
+        run=run,
+        report_md=out / "report.md",
+        report_json=out / "report.json",
+        config=out / "config.yaml",
+        plots=[out / p for p in PLOTS],
+    )
 
 
 def _score(

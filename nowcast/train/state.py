@@ -8,7 +8,11 @@ strings, booleans, None)::
     rng             generator states, see :func:`rng_states`
     sampler         {"seed", "epoch", "windows_done", "steps_per_epoch"}: where the
                     shuffled epoch stands
-    trainer         TrainState as a dict: best metric and step, early-stopping counter, …
+    trainer         {"step", "persistence"} and the state_dict of every part of
+                    :mod:`nowcast.train.callbacks`, side by side: "best_value",
+                    "best_step" (BestCheckpoint), "bad_validations", "stopped_early"
+                    (EarlyStopping); "persistence" maps val metric names to the
+                    persistence forecast's scores
     world_size, total_steps   ints
 
 The store's preprocessing JSON, noise masks, coverage and grid travel in every checkpoint,
@@ -17,9 +21,7 @@ so evaluate and predict can work from the checkpoint alone.
 
 from __future__ import annotations
 
-import dataclasses
 import random
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,26 +32,6 @@ from nowcast.checkpoint import save_checkpoint
 from nowcast.config.tree import Config
 from nowcast.errors import UserError
 from nowcast.store import StoreMeta
-
-
-@dataclass
-class TrainState:
-    """The trainer's own counters (all that is not a tensor state)."""
-
-    step: int = 0
-    best_value: float | None = None
-    best_step: int | None = None
-    bad_validations: int = 0  # validations since the best one (early stopping)
-    stopped_early: bool = False
-    persistence: dict[str, float] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> TrainState:
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
 
 
 def store_payload(meta: StoreMeta) -> dict[str, Any]:

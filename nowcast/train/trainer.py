@@ -1,16 +1,20 @@
 """`nowcast train`: the training run — setup, the step, validation, checkpoints, resume.
 
-    run_dir = train(cfg)                 # a new run in cfg.train.out_dir
-    run_dir = train(cfg, resume=True)    # continue it from checkpoints/last.pt
+    result = train(cfg)                  # a new run in cfg.train.out_dir -> TrainResult
+    result = train(cfg, resume=True)     # continue it from checkpoints/last.pt
 
 One step: a global batch of ``train.batch_size`` windows (split over the DDP processes),
 optionally flipped or turned (``train.augment``), forward with the scheduled-sampling mask
 of ``model.sampling_iters``, masked (B-)MSE,
 backward, gradient clipping, Adam/AdamW, LR schedule. Every ``val_every`` steps the model
-is scored on the whole val split (MSE, B-MSE, CSI), best.pt follows ``best_metric`` and
-early stopping counts validations without improvement. last.pt (every
-``checkpoint_every`` steps, at each validation and at the end) holds everything an exact
-resume needs; both files are written atomically, best.pt before last.pt.
+is scored on the whole val split (MSE, B-MSE, CSI); :class:`BestCheckpoint` decides
+whether ``best_metric`` improved (then best.pt is written), :class:`EarlyStopping` counts
+validations without improvement, and :class:`DivergenceGuard` stops a run whose loss,
+gradient or weights are no longer finite (parts in :mod:`nowcast.train.callbacks`).
+last.pt (every ``checkpoint_every`` steps, at each validation and at the end) holds
+everything an exact resume needs, the state of every part included; both files are written
+atomically, best.pt before last.pt. Nothing is printed here but the progress bar; the
+command line prints the :class:`TrainResult`.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import math
 import os
 import random
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,13 +37,18 @@ from torch.utils.data import DataLoader, Subset
 from nowcast.checkpoint import build_model, load_checkpoint
 from nowcast.config import Config
 from nowcast.data import worker_context
-from nowcast.errors import UserError
 from nowcast.forecast import ForecastMethod, persistence
 from nowcast.models import build, scheduled_sampling_mask, teacher_forcing_prob
-from nowcast.progress import console, make_progress, set_quiet
+from nowcast.progress import make_progress, set_quiet
 from nowcast.store import StoreMeta
 from nowcast.train import state as train_state
 from nowcast.train.augment import augment_batch, draw_codes
+from nowcast.train.callbacks import (
+    BestCheckpoint,
+    DivergenceGuard,
+    EarlyStopping,
+    TrainingDiverged,
+)
 from nowcast.train.ddp import (
     DistEnv,
     ResumableSampler,
@@ -54,15 +64,35 @@ from nowcast.train.inputs import TrainInputs, amp_dtype, check_inputs, pick_devi
 from nowcast.train.loss import make_loss
 from nowcast.train.rundir import RunDir
 from nowcast.train.schedule import make_optimizer, make_scheduler
-from nowcast.train.validate import higher_is_better, score
+from nowcast.train.validate import score
+
+__all__ = ["TrainResult", "Trainer", "TrainingDiverged", "preflight", "train"]
 
 
-class TrainingDiverged(UserError):
-    """The loss (or gradient) became NaN or inf; the last good checkpoint is kept."""
+@dataclass(frozen=True)
+class TrainResult:
+    """What a training run did (every process returns one; ``main`` on the one that wrote).
+
+    ``steps``: optimiser steps done in all (a resumed run counts its earlier ones);
+    ``best_value`` / ``best_step``: the best finite validation value of ``best_metric`` and
+    its step (None: no finite value yet); ``persistence``: the persistence forecast's val
+    scores (metric name → value), the reference for ``best_metric``.
+    """
+
+    run_dir: Path
+    steps: int
+    best_metric: str
+    best_value: float | None
+    best_step: int | None
+    stopped_early: bool
+    best_checkpoint: Path
+    last_checkpoint: Path
+    persistence: dict[str, float] = field(default_factory=dict)
+    main: bool = True
 
 
-def train(cfg: Config, resume: bool = False) -> Path:
-    """Train ``cfg.model`` on ``cfg.data.store``; returns the run directory.
+def train(cfg: Config, resume: bool = False) -> TrainResult:
+    """Train ``cfg.model`` on ``cfg.data.store``; returns what the run did.
 
     Under torchrun (RANK / WORLD_SIZE / LOCAL_RANK set) every process calls this; they
     join one process group and only rank 0 writes.
@@ -82,7 +112,7 @@ def train(cfg: Config, resume: bool = False) -> Path:
 
 def _train(
     cfg: Config, resume: bool, env: DistEnv, device: torch.device, inputs: TrainInputs, run: RunDir
-) -> Path:
+) -> TrainResult:
     resume = run.check(resume)  # False: a run stopped before its first checkpoint starts again
     saved = resume_checkpoint(cfg, run, inputs.meta) if resume else None
     init_process_group(env, device)
@@ -148,6 +178,15 @@ def seed_everything(seed: int, deterministic: bool) -> None:
     torch.backends.cudnn.benchmark = not deterministic
 
 
+def _end_logger(run: RunDir):
+    """``(what, step) -> None``: logs the end of a run that diverged in ``run``'s metrics."""
+
+    def log(what: str, step: int) -> None:
+        run.log("end", step, reason="diverged", message=what)
+
+    return log
+
+
 class Trainer:
     """One training run (see module docstring); :meth:`fit` runs it to the end."""
 
@@ -189,8 +228,14 @@ class Trainer:
         self.amp = amp_dtype(tc.amp, device)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp == torch.float16)
         self.loss_fn = make_loss(tc.loss, inputs.scale)
-        self.state = train_state.TrainState()
-        self.last_saved: int | None = None
+        self.step = 0
+        self.persistence: dict[str, float] = {}  # the persistence forecast's val scores
+        self.best = BestCheckpoint(tc.best_metric)
+        self.early_stopping = EarlyStopping(tc.patience)
+        # (a function of run alone: a bound method here would put the trainer in a
+        # reference cycle, left to the garbage collector with its open store files)
+        self.guard = DivergenceGuard(run.last, on_diverged=_end_logger(run))
+        self.parts = (self.best, self.early_stopping, self.guard)
         cuda = device.type == "cuda"
         workers = cfg.data.workers
         self.loader = DataLoader(
@@ -221,14 +266,14 @@ class Trainer:
 
     # ------------------------------------------------------------------ run
 
-    def fit(self) -> Path:
-        """Train until ``total`` steps or early stopping; returns the run directory."""
-        st, run = self.state, self.run
-        resumed = self.last_saved is not None
+    def fit(self) -> TrainResult:
+        """Train until ``total`` steps or early stopping; returns what the run did."""
+        run = self.run
+        resumed = self.guard.last_good_step is not None
         run.start(self.cfg, fresh=not resumed)
         if resumed:
-            dropped = run.rewind(st.step)
-            run.log("resume", st.step, dropped_lines=dropped, world_size=self.env.world)
+            dropped = run.rewind(self.step)
+            run.log("resume", self.step, dropped_lines=dropped, world_size=self.env.world)
         else:
             run.log(
                 "start",
@@ -244,17 +289,17 @@ class Trainer:
                 parameters=sum(p.numel() for p in self.net.parameters()),
                 init_from=str(self.tc.init_from) if self.tc.init_from else None,
             )
-            st.persistence = self.evaluate(persistence)
-            run.log("baseline", 0, method="persistence", **st.persistence)
-        if st.step < self.total and not st.stopped_early:
+            self.persistence = self.evaluate(persistence)
+            run.log("baseline", 0, method="persistence", **self.persistence)
+        if self.step < self.total and not self.early_stopping.stopped:
             self._loop()
-        if self.last_saved != st.step:
+        if self.guard.last_good_step != self.step:
             self.save(self.run.last)
-        self._summary()
-        return run.root
+        self._log_end()
+        return self.result()
 
     def _loop(self) -> None:
-        st, tc = self.state, self.tc
+        tc = self.tc
         window_loss, window_steps, t0 = 0.0, 0, time.perf_counter()
         columns = (
             TextColumn("loss {task.fields[loss]:.4g}"),
@@ -263,39 +308,39 @@ class Trainer:
         )
         with make_progress(*columns) as progress:
             task = progress.add_task(
-                "train", total=self.total, completed=st.step, loss=math.nan, lr=self.lr, sps=0.0
+                "train", total=self.total, completed=self.step, loss=math.nan, lr=self.lr, sps=0.0
             )
-            while st.step < self.total and not st.stopped_early:
-                epoch, done = divmod(st.step, self.steps_per_epoch)
+            while self.step < self.total and not self.early_stopping.stopped:
+                epoch, done = divmod(self.step, self.steps_per_epoch)
                 self.sampler.set_epoch(epoch, done * self.per_rank)
                 for batch in self.loader:
                     lr = self.lr
                     window_loss += self.train_step(batch)
                     window_steps += 1
-                    st.step += 1
-                    if st.step % tc.log_every == 0 or st.step == self.total:
+                    self.step += 1
+                    if self.step % tc.log_every == 0 or self.step == self.total:
                         dt = time.perf_counter() - t0
                         sps = window_steps * tc.batch_size / dt
                         mean = window_loss / window_steps
                         self.run.log(
                             "train",
-                            st.step,
+                            self.step,
                             epoch=epoch,
                             loss=mean,
                             lr=lr,
-                            teacher_forcing=self.teacher_prob(st.step - 1),
+                            teacher_forcing=self.teacher_prob(self.step - 1),
                             samples_per_s=sps,
                         )
                         progress.update(task, loss=mean, lr=lr, sps=sps)
                         window_loss, window_steps, t0 = 0.0, 0, time.perf_counter()
-                    progress.update(task, completed=st.step)
+                    progress.update(task, completed=self.step)
                     paused = time.perf_counter()  # validation and checkpoints: not in samples/s
-                    if st.step % tc.val_every == 0 or st.step == self.total:
+                    if self.step % tc.val_every == 0 or self.step == self.total:
                         self.validate()
-                    elif st.step % tc.checkpoint_every == 0:
+                    elif self.step % tc.checkpoint_every == 0:
                         self.save(self.run.last)
                     t0 += time.perf_counter() - paused
-                    if st.step >= self.total or st.stopped_early:
+                    if self.step >= self.total or self.early_stopping.stopped:
                         break
 
     # ------------------------------------------------------------------ one step
@@ -334,7 +379,7 @@ class Trainer:
     def train_step(self, batch) -> float:
         """One optimiser step on this process's part of a batch; the global mean loss."""
         inputs, targets, mask = (t.to(self.device, non_blocking=True) for t in batch)
-        step = self.state.step
+        step = self.step
         if self.tc.augment:
             inputs, targets, mask = self.augmented(step, inputs, targets, mask)
         tm = self.teacher_mask(step)
@@ -346,30 +391,17 @@ class Trainer:
                 pred = self.model(inputs, self.n_out, targets=targets, teacher_mask=tm)
         loss = self.loss_fn(pred.float(), targets, mask)
         value = float(all_mean(loss.detach()))
-        if not math.isfinite(value):
-            self.diverged(f"the training loss became {value}", step + 1)
+        self.guard.check_loss(value, step + 1)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self.scaler.unscale_(self.optimizer)
         norm = torch.nn.utils.clip_grad_norm_(self.net.parameters(), self.tc.grad_clip or math.inf)
-        if not self.scaler.is_enabled() and not torch.isfinite(norm):
-            self.diverged(f"the gradient norm became {float(norm)}", step + 1)
+        if not self.scaler.is_enabled():  # with fp16 loss scaling the scaler skips such steps
+            self.guard.check_grad_norm(float(norm), step + 1)
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.scheduler.step()
         return value
-
-    def diverged(self, what: str, step: int) -> None:
-        """Stop with a clear message; last.pt (if any) is the last good state."""
-        kept = (
-            f"the last good checkpoint is {self.run.last} (step {self.last_saved})"
-            if self.last_saved is not None
-            else "no checkpoint had been written yet"
-        )
-        self.run.log("end", step, reason="diverged", message=what)
-        raise TrainingDiverged(
-            f"train: {what} at step {step}; stopped, {kept} (try a lower train.lr or a train.grad_clip)"
-        )
 
     # ------------------------------------------------------------------ validation
 
@@ -395,31 +427,21 @@ class Trainer:
 
     def validate(self) -> None:
         """Score the model, keep best.pt, count towards early stopping, write last.pt."""
-        st, tc = self.state, self.tc
         scores = self.evaluate(self.net)
-        value = scores[tc.best_metric]
-        better = higher_is_better(tc.best_metric)
-        improved = math.isfinite(value) and (
-            st.best_value is None or (value > st.best_value if better else value < st.best_value)
-        )
-        if improved:
-            st.best_value, st.best_step, st.bad_validations = value, st.step, 0
-        else:
-            st.bad_validations += 1
-            if tc.patience is not None and st.bad_validations >= tc.patience:
-                st.stopped_early = True
+        improved = self.best.update(scores, self.step)
+        self.early_stopping.update(improved)
         if improved:
             self.save(self.run.best)
         self.save(self.run.last)
         self.run.log(
             "val",
-            st.step,
+            self.step,
             **scores,
-            best_metric=tc.best_metric,
+            best_metric=self.best.metric,
             improved=improved,
-            best_value=st.best_value,
-            best_step=st.best_step,
-            bad_validations=st.bad_validations,
+            best_value=self.best.best_value,
+            best_step=self.best.best_step,
+            bad_validations=self.early_stopping.bad_validations,
         )
 
     # ------------------------------------------------------------------ checkpoints
@@ -427,10 +449,9 @@ class Trainer:
     def save(self, path: Path) -> None:
         """Write a checkpoint of the current state (rank 0 only; atomic). Weights that are no
         longer finite are never saved: training stops, keeping the last good checkpoint."""
-        if not all(bool(torch.isfinite(p).all()) for p in self.net.parameters()):
-            self.diverged("the weights became non-finite", self.state.step)
+        self.guard.check_weights(self.net.parameters(), self.step)
         if path == self.run.last:
-            self.last_saved = self.state.step
+            self.guard.saved(self.step)
         if not self.env.is_main:
             return
         train_state.write(
@@ -439,60 +460,72 @@ class Trainer:
             config=self.cfg.model_dump(mode="json"),
             state_dict=self.net.state_dict(),
             **train_state.store_payload(self.inputs.meta),
-            step=self.state.step,
+            step=self.step,
             optimizer=self.optimizer.state_dict(),
             scheduler=self.scheduler.state_dict(),
             grad_scaler=self.scaler.state_dict() if self.scaler.is_enabled() else None,
             sampler={
                 "seed": self.tc.seed,
-                "epoch": self.state.step // self.steps_per_epoch,
-                "windows_done": (self.state.step % self.steps_per_epoch) * self.tc.batch_size,
+                "epoch": self.step // self.steps_per_epoch,
+                "windows_done": (self.step % self.steps_per_epoch) * self.tc.batch_size,
                 "steps_per_epoch": self.steps_per_epoch,
             },
-            trainer=self.state.to_dict(),
+            trainer=self.state_dict(),
             world_size=self.env.world,
             total_steps=self.total,
         )
 
+    def state_dict(self) -> dict[str, Any]:
+        """The checkpoint's ``trainer`` entry: the step, the state of every part (their keys
+        side by side, see :mod:`nowcast.train.callbacks`) and the persistence scores."""
+        state: dict[str, Any] = {"step": self.step}
+        for part in self.parts:
+            state.update(part.state_dict())
+        state["persistence"] = dict(self.persistence)
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore the step, every part and the persistence scores from a ``trainer`` entry."""
+        self.step = int(state.get("step", 0))
+        for part in self.parts:
+            part.load_state_dict(state)
+        self.persistence = dict(state.get("persistence") or {})
+
     def _restore(self, saved: dict[str, Any]) -> None:
-        """Continue from a checkpoint: optimiser, scheduler, scaler, counters, RNG states."""
+        """Continue from a checkpoint: optimiser, scheduler, scaler, every part, RNG states."""
         self.optimizer.load_state_dict(saved["optimizer"])
         self.scheduler.load_state_dict(saved["scheduler"])
         if self.scaler.is_enabled() and saved.get("grad_scaler"):
             self.scaler.load_state_dict(saved["grad_scaler"])
-        self.state = train_state.TrainState.from_dict(saved["trainer"])
-        self.state.step = int(saved["step"])
-        # early stopping follows this run's patience (a larger one lets a stopped run go on)
-        patience = self.tc.patience
-        self.state.stopped_early = patience is not None and self.state.bad_validations >= patience
-        self.last_saved = self.state.step
+        self.load_state_dict(saved["trainer"])
+        self.step = int(saved["step"])
+        self.guard.saved(self.step)  # the checkpoint resumed from is the last good one
         train_state.set_rng_states(saved["rng"])
 
-    # ------------------------------------------------------------------ summary
+    # ------------------------------------------------------------------ the end
 
-    def _summary(self) -> None:
-        if not self.env.is_main:
-            return
-        st, tc = self.state, self.tc
-        how = "stopped early (patience)" if st.stopped_early else "done"
-        best = (
-            f"best val {tc.best_metric} {st.best_value:.4g} at step {st.best_step}"
-            if st.best_value is not None
-            else f"no finite val {tc.best_metric}"
-        )
-        ref = st.persistence.get(tc.best_metric)
-        ref_text = f" (persistence {ref:.4g})" if ref is not None and math.isfinite(ref) else ""
+    def _log_end(self) -> None:
+        stopped = self.early_stopping.stopped
         self.run.log(
             "end",
-            st.step,
-            reason="early_stopping" if st.stopped_early else "done",
-            best_metric=tc.best_metric,
-            best_value=st.best_value,
-            best_step=st.best_step,
+            self.step,
+            reason="early_stopping" if stopped else "done",
+            best_metric=self.best.metric,
+            best_value=self.best.best_value,
+            best_step=self.best.best_step,
         )
-        console.print(
-            f"train: {st.step} steps, {how}; {best}{ref_text}; checkpoints in {self.run.checkpoints} "
-            f"(best.pt, last.pt)",
-            highlight=False,
-            soft_wrap=True,
+
+    def result(self) -> TrainResult:
+        """What the run did so far (see :class:`TrainResult`)."""
+        return TrainResult(
+            run_dir=self.run.root,
+            steps=self.step,
+            best_metric=self.best.metric,
+            best_value=self.best.best_value,
+            best_step=self.best.best_step,
+            stopped_early=self.early_stopping.stopped,
+            best_checkpoint=self.run.best,
+            last_checkpoint=self.run.last,
+            persistence=dict(self.persistence),
+            main=self.env.is_main,
         )
