@@ -87,21 +87,24 @@ def _has_extension(pattern: str) -> bool:
 
 
 def _others_text(others: set[Path]) -> str:
-    """``; but N files of other formats are there (…)`` for the empty-input message."""
+    """``; N files in other formats are there (…); read … with …`` for the empty-input
+    message: the files counted by extension and the config keys that read them."""
     if not others:
         return ""
     kinds: Counter[str] = Counter()
-    hints: dict[str, str] = {}
-    for p in others:
+    hints: dict[str, str] = {}  # extension → config keys
+    for p in sorted(others):
         hint = importer_hint(p.name)
         ext = hint[0][1:] if hint else (Path(p.name).suffix.lower() or "no extension")
         kinds[ext] += 1
         if hint:
             hints.setdefault(ext, hint_text(*hint))
-    counts = ", ".join(f"{n} {ext}" for ext, n in sorted(kinds.items(), key=lambda kv: -kv[1]))
-    text = f"; but {len(others)} files in other formats are there ({counts})"
+    counts = ", ".join(
+        f"{n} {ext}" for ext, n in sorted(kinds.items(), key=lambda kv: (-kv[1], kv[0]))
+    )
+    text = f"; {len(others)} files in other formats are there ({counts})"
     if hints:
-        return text + ": read them with " + "; ".join(f"{e}: {h}" for e, h in hints.items())
+        return text + "; " + "; ".join(f"read {e} with {h}" for e, h in hints.items())
     known = ", ".join(sorted({f"{g[1:]} ({imp})" for g, imp, _ in IMPORTER_HINTS}))
     return text + f", none that a known importer reads (input.format: pysteps reads {known})"
 
