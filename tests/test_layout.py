@@ -37,6 +37,7 @@ REGISTRIES = {
 CHOICES = {
     "evaluate.split",
     "evaluate.device",
+    "input.format",
     "model.matching_reference",
     "predict.noise_mask",
     "train.optimizer",

@@ -2,9 +2,10 @@
 
 The format is recognised from the file's first bytes, not its name: netCDF classic
 (``CDF``) → CF reader; HDF5 with a root ``Conventions = ODIM_H5/…`` → ODIM reader; other
-HDF5 (netCDF-4) → CF reader. Every problem is a :class:`~nowcast.io.frame.BadInputFile`
-naming the file: also a broken symbolic link, a link loop or a special file (device, fifo,
-socket), which is never opened.
+HDF5 (netCDF-4) → CF reader. With ``input.format: pysteps`` every file is read by the
+pysteps importer ``input.importer`` instead (:mod:`nowcast.io.pysteps_reader`). Every
+problem is a :class:`~nowcast.io.frame.BadInputFile` naming the file: also a broken
+symbolic link, a link loop or a special file (device, fifo, socket), which is never opened.
 """
 
 from __future__ import annotations
@@ -20,12 +21,27 @@ from nowcast.config.zr import ZRConfig
 from nowcast.io.frame import BadInputFile, Frame, Window
 from nowcast.io.netcdf import read_netcdf
 from nowcast.io.odim import is_odim, read_odim
+from nowcast.io.pysteps_reader import hint_text, importer_hint, read_pysteps
 
 _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 
 
 def sniff_format(path: str | Path) -> str:
     """``'netcdf'``, ``'hdf5'`` (netCDF-4 or ODIM_H5) from the magic bytes; BadInputFile otherwise."""
+    path = Path(path)
+    head = read_head(path)
+    if head[:3] == b"CDF":
+        return "netcdf"
+    if head == _HDF5_MAGIC:
+        return "hdf5"
+    hint = importer_hint(path.name)
+    also = f" (a {hint[0][1:]} file: read it with {hint_text(*hint)})" if hint else ""
+    raise BadInputFile(path, f"cannot read: not a netCDF or HDF5 (ODIM_H5) file{also}")
+
+
+def read_head(path: str | Path) -> bytes:
+    """The first 8 bytes of a regular, readable, non-empty file; BadInputFile otherwise
+    (a broken link, a link loop, a device, fifo or socket — never opened — or an empty file)."""
     path = Path(path)
     try:
         mode = path.stat().st_mode  # follows links: a broken link or a loop fails here
@@ -41,13 +57,9 @@ def sniff_format(path: str | Path) -> str:
             head = fh.read(8)
     except OSError as exc:
         raise BadInputFile(path, f"cannot read: {exc.strerror or exc}") from None
-    if head[:3] == b"CDF":
-        return "netcdf"
-    if head == _HDF5_MAGIC:
-        return "hdf5"
     if not head:
         raise BadInputFile(path, "cannot read: the file is empty")
-    raise BadInputFile(path, "cannot read: not a netCDF or HDF5 (ODIM_H5) file")
+    return head
 
 
 def read_frames(
@@ -68,6 +80,18 @@ def read_frames(
     frame's ``origin``), NaN outside coverage, −inf no echo.
     """
     path = Path(path)
+    if input_cfg.format == "pysteps":
+        read_head(path)
+        return read_pysteps(
+            path,
+            input_cfg.importer,
+            input_cfg.importer_kwargs,
+            input_cfg.time_format,
+            zr.a,
+            zr.b,
+            interval_minutes,
+            window,
+        )
     kind = sniff_format(path)
     args = (input_cfg.variable, zr.a, zr.b, interval_minutes)
     if kind == "hdf5":
