@@ -50,12 +50,14 @@ REPORT_FILES = (*PLOTS, "report.md", "report.json", "config.yaml")
 
 @dataclass
 class Method:
-    """One scored method: ``kind`` "model" or "baseline", where it comes from, and its
-    forecast function ``(inputs (B, T_in, H, W), n_out) -> (B, n_out, H, W)`` (gray levels)."""
+    """One scored method: ``kind`` "model" or "baseline", where it comes from, its
+    forecast function ``(inputs (B, T_in, H, W), n_out) -> (B, n_out, H, W)`` (gray levels),
+    and for a model the ``preprocess`` keys its training store had unlike the scored one."""
 
     kind: str
     source: str
     forecast: Callable[[torch.Tensor, int], torch.Tensor]
+    preprocess_differs: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -176,10 +178,10 @@ def evaluate(
     device = resolve_device(ecfg.device)
     paths = [Path(p) for p in checkpoints]
     loaded = [load_model(p, meta, device) for p in paths]
-    labels = method_labels([name for name, _ in loaded], paths)
+    labels = method_labels([name for name, _, _ in loaded], paths)
     methods = {
-        label: Method("model", str(path), forecast)
-        for label, path, (_, forecast) in zip(labels, paths, loaded)
+        label: Method("model", str(path), forecast, differing)
+        for label, path, (_, forecast, differing) in zip(labels, paths, loaded)
     }
     for name, forecast in build_baselines(baselines, ecfg.extrapolation_frames).items():
         methods[name] = Method("baseline", describe(name, ecfg.extrapolation_frames), forecast)
@@ -193,7 +195,8 @@ def evaluate(
 
     t0 = time.perf_counter()
     results = {
-        name: MethodResult(accs[name].result(), m.kind, m.source) for name, m in methods.items()
+        name: MethodResult(accs[name].result(), m.kind, m.source, m.preprocess_differs)
+        for name, m in methods.items()
     }
     run = RunInfo(
         store=str(meta.path),
