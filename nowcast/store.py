@@ -9,8 +9,11 @@ Layout (docs/store.md)::
     noise_mask(month, y, x) bool    clutter / noise pixels found for each calendar month
     coverage(y, x)          bool    inside radar coverage in every frame
     x(x), y(y)              float64 projected coordinates of the grid-cell centres [m]
+                                    (longitude, latitude [degrees] on a lat/lon grid)
+    lat(y, x), lon(y, x)    float64 latitude, longitude of the cell centres [degrees]
     month(month)            str     'YYYY-MM'
-    crs                     int32   grid mapping of the input product (CF attributes)
+    crs                     int32   grid mapping of the input product (CF attributes with
+                                    grid_mapping_name and crs_wkt, completed by pyproj)
     attrs: preprocess (the preprocessing config as JSON), nowcast_version, Conventions
 
 ``block`` is stored because two neighbouring blocks can share a split: windows must not
@@ -34,6 +37,7 @@ import numpy as np
 from nowcast import __version__
 from nowcast.atomic import is_write_failure, make_temp_file, write_error
 from nowcast.errors import UserError
+from nowcast.io.crs import cf_grid_mapping, is_geographic, lat_lon
 
 SPLITS = {"train": 0, "val": 1, "test": 2}
 TIME_UNITS = "minutes since 1970-01-01 00:00:00"
@@ -52,8 +56,8 @@ class StoreMeta:
     months: list[str]  # ('YYYY-MM', ...)
     noise_mask: np.ndarray  # (M, H, W) bool
     coverage: np.ndarray  # (H, W) bool
-    x: np.ndarray  # (W,) metres
-    y: np.ndarray  # (H,) metres
+    x: np.ndarray  # (W,) metres (degrees of longitude on a lat/lon grid)
+    y: np.ndarray  # (H,) metres (degrees of latitude on a lat/lon grid)
     grid_mapping: dict[str, Any]
     preprocess: dict[str, Any]
     attrs: dict[str, Any] = field(default_factory=dict)
@@ -296,22 +300,15 @@ class StoreWriter:
         vt = nc.createVariable("time", "f8", ("time",))
         vt.setncatts({"standard_name": "time", "units": TIME_UNITS, "calendar": "standard"})
         vt[:] = (times - _EPOCH).astype(np.int64) / 60.0
-        for name, values, std in (
-            ("x", x, "projection_x_coordinate"),
-            ("y", y, "projection_y_coordinate"),
-        ):
-            v = nc.createVariable(name, "f8", (name,))
-            v.setncatts({"standard_name": std, "units": "m"})
-            v[:] = values
-        crs = nc.createVariable("crs", "i4")
-        crs.setncatts({k: _nc_attr(v) for k, v in grid_mapping.items()})
+        grid_attrs = write_grid(nc, x, y, grid_mapping)
+        self._grid_attrs = grid_attrs
         frames = nc.createVariable(
             "frames", "u1", ("time", "y", "x"), chunksizes=(1, h, w), fill_value=False
         )
         frames.setncatts(
             {
                 "long_name": "radar gray level, round(255 * (dBZ - z_min) / (z_max - z_min))",
-                "grid_mapping": "crs",
+                **grid_attrs,
                 "z_min_dBZ": float(preprocess.get("z_min", np.nan)),
                 "z_max_dBZ": float(preprocess.get("z_max", np.nan)),
             }
@@ -366,6 +363,8 @@ class StoreWriter:
         for name, dtype, dims, values, long_name in specs:
             v = nc.createVariable(name, dtype, dims, zlib=name == "noise_mask")
             v.long_name = long_name
+            if dims[-2:] == ("y", "x"):
+                v.setncatts(self._grid_attrs)
             v[:] = np.asarray(values).astype(dtype)
         nc.close()
         self._nc = None
@@ -391,6 +390,62 @@ class StoreWriter:
 
     def __exit__(self, *exc) -> None:
         self.abort()
+
+
+def write_grid(
+    nc: netCDF4.Dataset,
+    x: np.ndarray,
+    y: np.ndarray,
+    grid_mapping: dict[str, Any],
+    long_names: bool = False,
+) -> dict[str, str]:
+    """Write the grid of a file whose dimensions ``y`` and ``x`` exist: ``x(x)``, ``y(y)``,
+    the grid mapping ``crs`` and 2-D ``lat(y, x)``/``lon(y, x)``; return the attributes
+    (``grid_mapping``, ``coordinates``) a field on that grid carries.
+
+    x, y: cell centres, projected [m], or longitude/latitude [degrees] on a
+    ``latitude_longitude`` grid (:mod:`nowcast.io.crs`). The grid mapping is completed with
+    pyproj's CF attributes (``grid_mapping_name``, ``crs_wkt``, …) and lat/lon are the cell
+    centres transformed by pyproj. A grid mapping that describes no CRS (a merged store on
+    no radar's grid) gives no ``crs``, ``lat`` or ``lon``.
+    """
+    mapping = cf_grid_mapping(grid_mapping)
+    geographic = is_geographic(mapping)
+    for name, values in (("y", y), ("x", x)):
+        if geographic:
+            std, units = (
+                ("longitude", "degrees_east") if name == "x" else ("latitude", "degrees_north")
+            )
+        else:
+            std, units = f"projection_{name}_coordinate", "m"
+        v = nc.createVariable(name, "f8", (name,))
+        attrs = {"standard_name": std}
+        if long_names:
+            attrs["long_name"] = f"{name} of the grid-cell centre"
+        v.setncatts({**attrs, "units": units, "axis": name.upper()})
+        v[:] = np.asarray(values, dtype=np.float64)
+    field_attrs: dict[str, str] = {}
+    if mapping:
+        crs = nc.createVariable("crs", "i4")
+        crs.setncatts({k: _nc_attr(v) for k, v in mapping.items()})
+        field_attrs["grid_mapping"] = "crs"
+    latlon = lat_lon(x, y, mapping)
+    if latlon is not None:
+        for name, values, std, units in (
+            ("lat", latlon[0], "latitude", "degrees_north"),
+            ("lon", latlon[1], "longitude", "degrees_east"),
+        ):
+            v = nc.createVariable(name, "f8", ("y", "x"), zlib=True)
+            v.setncatts(
+                {
+                    "standard_name": std,
+                    "long_name": f"{std} of the grid-cell centre",
+                    "units": units,
+                }
+            )
+            v[:] = values
+        field_attrs["coordinates"] = "lat lon"
+    return field_attrs
 
 
 def _nc_attr(value: Any) -> Any:

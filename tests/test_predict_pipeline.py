@@ -88,7 +88,9 @@ def test_nowcast_is_the_model_on_the_training_transform(case, tmp_path):
                 exact, stepwise = cell_centres_reference(raw[name].values, 330, 100)
                 np.testing.assert_allclose(ds[name].values, exact, rtol=0, atol=1e-6)
                 assert np.abs(ds[name].values - stepwise).max() < 500.0  # half a 1 km pixel
-            assert ds.crs.attrs == raw.crs.attrs
+            # the file's grid mapping, completed by pyproj (grid_mapping_name, crs_wkt)
+            assert {k: ds.crs.attrs[k] for k in raw.crs.attrs} == raw.crs.attrs
+            assert "crs_wkt" in ds.crs.attrs
         assert ds.attrs["model"] == "convlstm"
         assert (
             ds.attrs["checkpoint_sha256"]

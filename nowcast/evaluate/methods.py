@@ -16,6 +16,7 @@ import torch
 
 from nowcast.checkpoint import build_model, load_checkpoint
 from nowcast.errors import UserError
+from nowcast.preprocess.merge import SHARED_KEYS
 from nowcast.store import StoreMeta
 
 
@@ -44,22 +45,36 @@ def _data_keys(preprocess: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in _canonical(preprocess).items() if k not in EXECUTION_KEYS}
 
 
-def check_preprocess(checkpoint: Path, payload: Mapping[str, Any], meta: StoreMeta) -> None:
-    """UserError unless the checkpoint was trained on data preprocessed like ``meta``'s store
-    (same ``preprocess`` dict but for :data:`EXECUTION_KEYS`, same grid shape)."""
-    diff = _first_difference(_data_keys(payload["preprocess"]), _data_keys(meta.preprocess))
-    if diff is not None:
-        key, ours, theirs = diff
-        raise UserError(
-            f"{checkpoint}: preprocessing differs from the store {meta.path} "
-            f"({key} = {ours!r} in the checkpoint, {theirs!r} in the store)"
+def check_preprocess(checkpoint: Path, payload: Mapping[str, Any], meta: StoreMeta) -> list[str]:
+    """UserError unless the checkpoint's training frames mean what the store's frames mean:
+    the same :data:`~nowcast.preprocess.merge.SHARED_KEYS` (gray bounds, Z–R, crop, disk
+    filter, output size, frame interval; the first difference is named) and so the same
+    output size. Everything else may differ (input product, grid, blocks, splits, seed,
+    clutter rule): the store's own masks are used. Returns the other ``preprocess`` keys
+    that differ, sorted (for the report), :data:`EXECUTION_KEYS` left out."""
+    ours, theirs = _data_keys(payload["preprocess"]), _data_keys(meta.preprocess)
+    for key in SHARED_KEYS:
+        diff = _first_difference(
+            ours.get(key, "<absent>"), theirs.get(key, "<absent>"), f"preprocess.{key}"
         )
+        if diff is not None:
+            name, a, b = diff
+            raise UserError(
+                f"{checkpoint}: preprocessing differs from the store {meta.path} "
+                f"({name} = {a!r} in the checkpoint, {b!r} in the store): its frames do not "
+                "mean what the store's mean"
+            )
     coverage = np.asarray(payload["masks"]["coverage"])
     if coverage.shape != meta.shape:
         raise UserError(
             f"{checkpoint}: grid {coverage.shape[0]}×{coverage.shape[1]} differs from the "
             f"store's {meta.shape[0]}×{meta.shape[1]} ({meta.path})"
         )
+    return sorted(
+        key
+        for key in set(ours) | set(theirs)
+        if key not in SHARED_KEYS and ours.get(key, "<absent>") != theirs.get(key, "<absent>")
+    )
 
 
 class ModelMethod:
@@ -75,12 +90,15 @@ class ModelMethod:
             return self.model(inputs, n_out)
 
 
-def load_model(checkpoint: Path, meta: StoreMeta, device: torch.device) -> tuple[str, ModelMethod]:
-    """(registry model name, method) from a checkpoint file, after checking it against the store."""
+def load_model(
+    checkpoint: Path, meta: StoreMeta, device: torch.device
+) -> tuple[str, ModelMethod, list[str]]:
+    """(registry model name, method, preprocess keys that differ from the store's) from a
+    checkpoint file, after checking it against the store (:func:`check_preprocess`)."""
     payload = load_checkpoint(checkpoint, map_location="cpu")
-    check_preprocess(checkpoint, payload, meta)
+    differing = check_preprocess(checkpoint, payload, meta)
     model = build_model(checkpoint, payload)
-    return str(payload["model_name"]), ModelMethod(model.to(device))
+    return str(payload["model_name"]), ModelMethod(model.to(device)), differing
 
 
 def method_labels(names: list[str], paths: list[Path]) -> list[str]:

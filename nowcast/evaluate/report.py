@@ -3,6 +3,8 @@
 report.json maps each method name to::
 
     kind, source                       "model" + checkpoint path, or "baseline" + description
+    preprocess_differs                 (models) preprocess keys of the training store that
+                                       differ from the scored store's (sorted; [] = none)
     lead_minutes [L], thresholds_mmh [K], n_sequences
     csi, hss, pod, far, ets, bias      [lead][threshold]
     hits, misses, false_alarms, correct_negatives   [lead][threshold] (summed tables)
@@ -41,6 +43,8 @@ class MethodResult:
     scores: Scores
     kind: str  # "model" | "baseline"
     source: str
+    #: a model's training-store ``preprocess`` keys that differ from the scored store's
+    preprocess_differs: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -110,6 +114,8 @@ def report_dict(results: Mapping[str, MethodResult], info: RunInfo) -> dict[str,
             "thresholds_mmh": s.thresholds_mmh,
             "n_sequences": s.n_sequences,
         }
+        if res.kind == "model":
+            entry["preprocess_differs"] = list(res.preprocess_differs)
         for key in (*CATEGORICAL, *ERRORS, *COUNTS, "pixels"):
             entry[key] = getattr(s, key)
         out[name] = _clean(entry)
@@ -162,8 +168,16 @@ def report_markdown(results: Mapping[str, MethodResult], info: RunInfo) -> str:
         "threshold; pixels outside coverage or in the month's noise mask never count",
         "- methods: " + ", ".join(f"`{n}` ({results[n].kind}: {results[n].source})" for n in names),
         f"- device: {info.device}",
-        "",
     ]
+    for n in names:
+        if results[n].kind == "model" and results[n].preprocess_differs:
+            keys = ", ".join(f"`{k}`" for k in results[n].preprocess_differs)
+            lines.append(
+                f"- `{n}` was trained on a store preprocessed otherwise in {keys}; its frames "
+                "mean the same (gray bounds, Z–R, crop, disk filter, size and interval agree), "
+                "and the store's own masks are used"
+            )
+    lines.append("")
     for key, title in (("csi", "CSI"), ("hss", "HSS")):
         lines += [f"## {title} per threshold (mean over lead times)", ""]
         rows = [[n, *(_fmt(v) for v in lead_mean(getattr(results[n].scores, key)))] for n in names]

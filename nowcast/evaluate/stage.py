@@ -16,7 +16,7 @@ import os
 import shutil
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -52,12 +52,14 @@ REPORT_FILES = (*PLOTS, "report.md", "report.json", "config.yaml")
 
 @dataclass
 class Method:
-    """One scored method: ``kind`` "model" or "baseline", where it comes from, and its
-    forecast method (:mod:`nowcast.forecast`: (B, T_in, 1, H, W) → (B, n_out, 1, H, W))."""
+    """One scored method: ``kind`` "model" or "baseline", where it comes from, its forecast
+    method (:mod:`nowcast.forecast`: (B, T_in, 1, H, W) → (B, n_out, 1, H, W)), and for a
+    model the ``preprocess`` keys its training store had unlike the scored one."""
 
     kind: str
     source: str
     forecast: ForecastMethod
+    preprocess_differs: list[str] = field(default_factory=list)
 
 
 def check_thresholds(thresholds: Sequence[float], scale: GrayScale, store: Path) -> None:
@@ -154,10 +156,10 @@ def evaluate(
     device = resolve_device(ecfg.device, "evaluate.device")
     paths = [Path(p) for p in checkpoints]
     loaded = [load_model(p, meta, device) for p in paths]
-    labels = method_labels([name for name, _ in loaded], paths)
+    labels = method_labels([name for name, _, _ in loaded], paths)
     methods = {
-        label: Method("model", str(path), forecast)
-        for label, path, (_, forecast) in zip(labels, paths, loaded)
+        label: Method("model", str(path), forecast, differing)
+        for label, path, (_, forecast, differing) in zip(labels, paths, loaded)
     }
     for name, forecast in build_baselines(baselines, ecfg.extrapolation_frames).items():
         methods[name] = Method("baseline", describe(name, ecfg.extrapolation_frames), forecast)
@@ -172,7 +174,8 @@ def evaluate(
 
     t0 = time.perf_counter()
     results = {
-        name: MethodResult(accs[name].result(), m.kind, m.source) for name, m in methods.items()
+        name: MethodResult(accs[name].result(), m.kind, m.source, m.preprocess_differs)
+        for name, m in methods.items()
     }
     run = RunInfo(
         store=str(meta.path),

@@ -35,8 +35,9 @@ class Frame:
     dbz: ``(H, W)`` float32 reflectivity [dBZ]; NaN outside radar coverage (or no data);
         −inf where there is no echo (a rain rate ≤ 0 or an ODIM ``undetect`` pixel).
         Row 0 is the first row of the file (usually the northern edge).
-    x: ``(W,)`` float64 projected x of the pixel centres [m].
-    y: ``(H,)`` float64 projected y of the pixel centres [m].
+    x: ``(W,)`` float64 x of the pixel centres: projected [m], or longitude
+        [degrees_east] on a ``latitude_longitude`` grid (:mod:`nowcast.io.crs`).
+    y: ``(H,)`` float64 y of the pixel centres: projected [m], or latitude [degrees_north].
     grid_mapping: CF grid-mapping attributes (or ``{"proj4_params": …}``), JSON-able.
     path: the file it came from.
     quantity: what the file held: ``reflectivity``, ``rate`` or ``accumulation``.
@@ -66,7 +67,7 @@ class Frame:
         return (len(self.y), len(self.x))
 
     def grid_key(self) -> str:
-        """A short fingerprint of the grid (shape, coordinates to 1 m, grid mapping).
+        """A short fingerprint of the grid (shape, coordinates to 1 m or 1e-5°, grid mapping).
 
         Two frames can be stacked when their keys are equal.
         """
@@ -95,11 +96,15 @@ def window_slices(
 def grid_key(
     shape: tuple[int, int], x: np.ndarray, y: np.ndarray, grid_mapping: dict[str, Any]
 ) -> str:
-    """Fingerprint of a grid: shape, pixel-centre x/y rounded to 1 m, grid-mapping attributes."""
+    """Fingerprint of a grid: shape, pixel-centre x/y rounded to 1 m (1e-5 degrees on a
+    latitude/longitude grid), grid-mapping attributes."""
+    from nowcast.io.crs import is_geographic  # crs imports this module
+
+    unit = 1e5 if is_geographic(grid_mapping) else 1.0
     h = hashlib.sha1()
     h.update(repr(tuple(shape)).encode())
-    h.update(np.rint(np.asarray(x, dtype=np.float64)).astype(np.int64).tobytes())
-    h.update(np.rint(np.asarray(y, dtype=np.float64)).astype(np.int64).tobytes())
+    h.update(np.rint(np.asarray(x, dtype=np.float64) * unit).astype(np.int64).tobytes())
+    h.update(np.rint(np.asarray(y, dtype=np.float64) * unit).astype(np.int64).tobytes())
     h.update(json.dumps(jsonable(grid_mapping), sort_keys=True).encode())
     return h.hexdigest()[:16]
 

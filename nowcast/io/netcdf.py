@@ -12,7 +12,9 @@
   ``interval_minutes`` given by the caller (the archive's frame interval).
 * Grid: 1-D projected ``x``/``y`` coordinates (``m`` or ``km``, converted to m; finite and
   strictly monotonic) and the attributes of the variable named by the field's
-  ``grid_mapping``.
+  ``grid_mapping``; or 1-D ``longitude``/``latitude`` coordinates (units ``degrees_east`` /
+  ``degrees_north``), kept in degrees, with the field's ``latitude_longitude`` grid mapping
+  or, without one, ``{"grid_mapping_name": "latitude_longitude"}``.
 * A field outside physical range as a whole (:func:`~nowcast.io.quantity.implausible`) or a
   time beyond what a 64-bit time stamp holds makes the file bad.
 * File names are passed to the library as the file system's bytes, so a name that is not
@@ -28,6 +30,7 @@ from typing import Any
 import netCDF4
 import numpy as np
 
+from nowcast.io.crs import GEOGRAPHIC, is_geographic
 from nowcast.io.frame import BadInputFile, Frame, Window, jsonable, window_slices
 from nowcast.io.paths import FS_CODEC
 from nowcast.io.quantity import (
@@ -40,9 +43,14 @@ from nowcast.io.quantity import (
     unit_factor,
 )
 
-_X_NAMES = ("projection_x_coordinate", "grid_longitude")
-_Y_NAMES = ("projection_y_coordinate", "grid_latitude")
+_X_NAMES = ("projection_x_coordinate", "grid_longitude", "longitude")
+_Y_NAMES = ("projection_y_coordinate", "grid_latitude", "latitude")
 _LENGTH_UNITS = {"m": 1.0, "meter": 1.0, "meters": 1.0, "metre": 1.0, "metres": 1.0, "km": 1000.0}
+#: CF units of longitude / latitude coordinates (degrees east / north)
+_DEGREE_UNITS = {
+    "x": ("degrees_east", "degree_east", "degree_e", "degrees_e", "degreee", "degreese"),
+    "y": ("degrees_north", "degree_north", "degree_n", "degrees_n", "degreen", "degreesn"),
+}
 
 
 def read_netcdf(
@@ -75,8 +83,8 @@ def _read(nc, path, variable, zr_a, zr_b, interval_minutes, window) -> list[Fram
     var = _find_field(nc, path, variable)
     quantity, factor, units = _quantity(var, path)
     y_dim, x_dim, transpose = _spatial_dims(var, path)
-    x = _coordinate(nc, x_dim, path)
-    y = _coordinate(nc, y_dim, path)
+    x, x_deg = _coordinate(nc, x_dim, "x", path)
+    y, y_deg = _coordinate(nc, y_dim, "y", path)
     tvar = _time_variable(nc, var, path)
     times = _decode_time(tvar, path)
     period = interval_minutes
@@ -89,7 +97,7 @@ def _read(nc, path, variable, zr_a, zr_b, interval_minutes, window) -> list[Fram
         values = values[None]
     if values.shape[0] != len(times):
         raise BadInputFile(path, f"{var.name}: {values.shape[0]} fields but {len(times)} times")
-    mapping = _grid_mapping(nc, var)
+    mapping = _grid_mapping(nc, var, x_deg, y_deg, path)
     frames = []
     for k, t in enumerate(times):
         field = values[k].T if transpose else values[k]
@@ -183,7 +191,9 @@ def _axis_role(nc, dim: str) -> str | None:
     return dim if dim in ("x", "y") else None
 
 
-def _coordinate(nc, dim: str, path: Path) -> np.ndarray:
+def _coordinate(nc, dim: str, axis: str, path: Path) -> tuple[np.ndarray, bool]:
+    """(values, in degrees): metres (``m`` or ``km`` converted to m), or degrees of
+    longitude (axis x) / latitude (axis y) as CF writes their units."""
     if dim not in nc.variables:
         raise BadInputFile(path, f"no coordinate variable for dimension {dim!r}")
     var = nc.variables[dim]
@@ -194,9 +204,14 @@ def _coordinate(nc, dim: str, path: Path) -> np.ndarray:
     if not (np.all(step > 0) or np.all(step < 0)):
         raise BadInputFile(path, f"coordinate {dim!r} is not strictly increasing or decreasing")
     units = str(getattr(var, "units", "m")).strip().lower()
+    if units in _DEGREE_UNITS[axis]:
+        return values, True
     if units not in _LENGTH_UNITS:
-        raise BadInputFile(path, f"coordinate {dim!r}: unknown units {units!r} (expected m or km)")
-    return values * _LENGTH_UNITS[units]
+        expected = "m or km" + (", degrees_east" if axis == "x" else ", degrees_north")
+        raise BadInputFile(
+            path, f"coordinate {dim!r}: unknown units {units!r} (expected {expected})"
+        )
+    return values * _LENGTH_UNITS[units], False
 
 
 def _time_variable(nc, var, path: Path):
@@ -297,12 +312,27 @@ def _isnan(v) -> bool:
         return False
 
 
-def _grid_mapping(nc, var) -> dict[str, Any]:
+def _grid_mapping(nc, var, x_deg: bool, y_deg: bool, path: Path) -> dict[str, Any]:
+    """The attributes of the field's grid-mapping variable; on longitude/latitude
+    coordinates without one, ``{"grid_mapping_name": "latitude_longitude"}``."""
+    if x_deg != y_deg:
+        raise BadInputFile(
+            path, f"{var.name}: one horizontal coordinate is in degrees, the other in metres"
+        )
     name = getattr(var, "grid_mapping", None)
-    if not name or name not in nc.variables:
-        return {}
-    gm = nc.variables[name]
-    return {k: jsonable(gm.getncattr(k)) for k in gm.ncattrs() if k not in ("coordinates",)}
+    mapping: dict[str, Any] = {}
+    if name and name in nc.variables:
+        gm = nc.variables[name]
+        mapping = {k: jsonable(gm.getncattr(k)) for k in gm.ncattrs() if k not in ("coordinates",)}
+    if x_deg and not mapping:
+        return {"grid_mapping_name": GEOGRAPHIC}
+    if x_deg != is_geographic(mapping):
+        raise BadInputFile(
+            path,
+            f"{var.name}: grid mapping {name!r} does not match its coordinates "
+            f"({'degrees' if x_deg else 'metres'})",
+        )
+    return mapping
 
 
 def _short(exc: BaseException) -> str:

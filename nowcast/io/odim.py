@@ -15,8 +15,12 @@
 * Grid: ``where`` (``datasetN/where`` first, then ``/where``) ``UL_x``, ``UL_y`` (the
   upper-left corner of the upper-left pixel, projected metres), ``xscale``, ``yscale``;
   pixel centres are ``UL_x + (i + ½)·xscale`` and ``UL_y − (j + ½)·yscale``; the corner
-  must be finite and the pixel sizes finite and positive. The grid mapping is
-  ``{"proj4_params": projdef}``.
+  must be finite and the pixel sizes finite and positive. Without ``UL_x``/``UL_y`` (OPERA
+  and most national composites) the grid comes from ``projdef`` (a PROJ string) and the
+  outer corners ``LL_lon``/``LL_lat`` and ``UR_lon``/``UR_lat`` [degrees], projected with
+  pyproj: UL_x = x(LL), UL_y = y(UR), pixel sizes (x(UR) − x(LL))/W and
+  (y(UR) − y(LL))/H, or ``xscale``/``yscale`` when given (they must agree within 1 %).
+  The grid mapping is ``{"proj4_params": projdef}``.
 """
 
 from __future__ import annotations
@@ -28,7 +32,10 @@ from typing import Any
 
 import h5py
 import numpy as np
+import pyproj
+from pyproj.exceptions import CRSError
 
+from nowcast.io.crs import projected_xy
 from nowcast.io.frame import BadInputFile, Frame, Window, window_slices
 from nowcast.io.quantity import ACCUMULATION, RATE, REFLECTIVITY, implausible, to_dbz
 
@@ -183,26 +190,89 @@ def _accumulation_minutes(dataset) -> float | None:
 
 def _grid(f: h5py.File, dataset, shape: tuple[int, ...], path: Path):
     wheres = [dataset.get("where"), f.get("where")]
-    try:
-        ul_x = float(_lookup(wheres, "UL_x", None))
-        ul_y = float(_lookup(wheres, "UL_y", None))
-        xscale = float(_lookup(wheres, "xscale", None))
-        yscale = float(_lookup(wheres, "yscale", None))
-    except TypeError:
-        raise BadInputFile(
-            path, "no projected grid in /where (needs UL_x, UL_y, xscale and yscale)"
-        ) from None
-    if not all(np.isfinite(v) for v in (ul_x, ul_y, xscale, yscale)) or min(xscale, yscale) <= 0:
+    projdef = _text(_lookup(wheres, "projdef", b"")).strip()
+    mapping = {"proj4_params": projdef} if projdef else {}
+    h, w = shape
+    if _lookup(wheres, "UL_x", None) is None or _lookup(wheres, "UL_y", None) is None:
+        x0, y0, xscale, yscale = _corner_grid(wheres, projdef, (h, w), path)
+    else:
+        x0, y0 = _number(wheres, "UL_x", path), _number(wheres, "UL_y", path)
+        xscale, yscale = _number(wheres, "xscale", path), _number(wheres, "yscale", path)
+    if not all(np.isfinite(v) for v in (x0, y0, xscale, yscale)) or min(xscale, yscale) <= 0:
         raise BadInputFile(
             path,
-            f"/where: the grid is not usable: UL_x={ul_x:g}, UL_y={ul_y:g}, xscale={xscale:g}, "
+            f"/where: the grid is not usable: UL_x={x0:g}, UL_y={y0:g}, xscale={xscale:g}, "
             f"yscale={yscale:g} (corner finite, pixel sizes finite and positive)",
         )
+    x = x0 + (np.arange(w) + 0.5) * xscale
+    y = y0 - (np.arange(h) + 0.5) * yscale
+    return x, y, mapping
+
+
+def _number(wheres, key: str, path: Path) -> float:
+    value = _lookup(wheres, key, None)
+    try:
+        return float(np.asarray(value).reshape(-1)[0])
+    except (TypeError, ValueError, IndexError):
+        raise BadInputFile(
+            path,
+            f"/where {key}: not a number ({_text(value) if value is not None else 'absent'}); "
+            "a projected grid needs UL_x, UL_y, xscale and yscale, or projdef with the "
+            "LL_lon, LL_lat, UR_lon, UR_lat corners",
+        ) from None
+
+
+def _corner_grid(wheres, projdef: str, shape: tuple[int, int], path: Path):
+    """(UL_x, UL_y, xscale, yscale) [m] from ``projdef`` and the lower-left and upper-right
+    corners (longitude/latitude of the outer corners of those pixels), by pyproj."""
+    needed = ("LL_lon", "LL_lat", "UR_lon", "UR_lat")
+    missing = [k for k in needed if _lookup(wheres, k, None) is None]
+    if not projdef or missing:
+        what = ", ".join((["projdef"] if not projdef else []) + missing)
+        raise BadInputFile(
+            path,
+            "no projected grid in /where: needs UL_x, UL_y, xscale and yscale, or projdef with "
+            f"the LL_lon, LL_lat, UR_lon, UR_lat corners (missing: {what})",
+        )
+    try:
+        crs = pyproj.CRS.from_proj4(projdef)
+    except CRSError as exc:
+        raise BadInputFile(
+            path, f"/where projdef {projdef!r}: not a projection pyproj knows ({_first(exc)})"
+        ) from None
+    if not crs.is_projected:
+        raise BadInputFile(path, f"/where projdef {projdef!r}: not a projected CRS")
+    lon0, lat0, lon1, lat1 = (_number(wheres, k, path) for k in needed)
+    x1, y1 = projected_xy(crs, lon0, lat0)
+    x2, y2 = projected_xy(crs, lon1, lat1)
+    if not all(np.isfinite(v) for v in (x1, y1, x2, y2)) or x2 <= x1 or y2 <= y1:
+        raise BadInputFile(
+            path,
+            f"/where: the corners LL ({lon0:g}, {lat0:g}) and UR ({lon1:g}, {lat1:g}) do not "
+            f"span a grid in {projdef!r}",
+        )
     h, w = shape
-    x = ul_x + (np.arange(w) + 0.5) * xscale
-    y = ul_y - (np.arange(h) + 0.5) * yscale
-    projdef = _text(_lookup(wheres, "projdef", b"")).strip()
-    return x, y, ({"proj4_params": projdef} if projdef else {})
+    xscale = (x2 - x1) / w
+    yscale = (y2 - y1) / h
+    for key, derived in (("xscale", xscale), ("yscale", yscale)):
+        if _lookup(wheres, key, None) is not None:
+            given = _number(wheres, key, path)
+            if not abs(given - derived) <= 0.01 * abs(given):
+                raise BadInputFile(
+                    path,
+                    f"/where {key}={given:g} disagrees with the corners, which give {derived:g} "
+                    f"m for {w}×{h} pixels",
+                )
+            derived = given
+        if key == "xscale":
+            xscale = derived
+        else:
+            yscale = derived
+    return x1, y2, xscale, yscale
+
+
+def _first(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:160]
 
 
 def _lookup(groups, key: str, default):

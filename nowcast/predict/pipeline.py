@@ -54,6 +54,7 @@ from nowcast.config import Config
 from nowcast.config.input import InputConfig
 from nowcast.errors import UserError
 from nowcast.io import Frame, expand_inputs, read_frames
+from nowcast.io.crs import crs_of
 from nowcast.io.frame import jsonable, no_pixels
 from nowcast.io.paths import path_text
 from nowcast.outputs import check_distinct, check_output
@@ -333,11 +334,17 @@ def _same_grid(x: np.ndarray, y: np.ndarray, mapping: dict[str, Any], recipe: Re
     """Whether the output grid (x, y, grid mapping) is the checkpoint's training grid."""
     if x.shape != recipe.grid_x.shape or y.shape != recipe.grid_y.shape:
         return False
-    step = max(abs(float(x[1] - x[0])) if x.size > 1 else 1.0, 1.0)
+    step = abs(float(x[1] - x[0])) if x.size > 1 else 0.0
+    step = step if step > 0 else 1.0  # metres or degrees: 1 % of a cell either way
     close = np.allclose(x, recipe.grid_x, rtol=0, atol=0.01 * step) and np.allclose(
         y, recipe.grid_y, rtol=0, atol=0.01 * step
     )
-    return close and _same_mapping(jsonable(mapping), jsonable(recipe.grid_mapping))
+    if not close:
+        return False
+    ours, theirs = crs_of(mapping), crs_of(recipe.grid_mapping)
+    if ours is not None and theirs is not None:  # the same CRS however it is written
+        return ours == theirs
+    return _same_mapping(jsonable(mapping), jsonable(recipe.grid_mapping))
 
 
 def _same_mapping(a: Any, b: Any) -> bool:

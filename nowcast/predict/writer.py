@@ -6,7 +6,10 @@ Layout::
     forecast_period(time)        f8   lead time [minutes] (valid time − reference time)
     forecast_reference_time      f8   scalar: time of the last input frame
     y(y), x(x)                   f8   projected coordinates of the grid-cell centres [m]
-    crs                          i4   grid mapping, attributes copied from the input product
+                                      (latitude, longitude [degrees] on a lat/lon grid)
+    crs                          i4   grid mapping: the input product's attributes completed
+                                      by pyproj (grid_mapping_name, crs_wkt, parameters)
+    lat(y, x), lon(y, x)         f8   latitude, longitude of the cell centres [degrees]
     reflectivity(time, y, x)     f4   equivalent reflectivity factor [dBZ], fill = not predicted
     rainfall_rate(time, y, x)    f4   rain rate [mm h-1] by the checkpoint's Z = a·R^b
 
@@ -26,7 +29,7 @@ import netCDF4
 import numpy as np
 
 from nowcast.atomic import OutputSet, atomic_path
-from nowcast.store import TIME_UNITS, _nc_attr
+from nowcast.store import TIME_UNITS, _nc_attr, write_grid
 
 FILL = np.float32(-9999.0)
 _EPOCH = np.datetime64("1970-01-01T00:00:00", "s")
@@ -51,8 +54,9 @@ def write_nowcast(
     rainfall_rate: (L, H, W) mm/h, NaN at the same pixels.
     reference_time: time of the last observed frame (UTC).
     lead_minutes: (L,) lead of each step, > 0.
-    x: (W,), y: (H,) projected cell-centre coordinates [m].
-    grid_mapping: CF grid-mapping attributes (written on the ``crs`` variable).
+    x: (W,), y: (H,) projected cell-centre coordinates [m] (degrees on a lat/lon grid).
+    grid_mapping: CF grid-mapping attributes (completed by pyproj and written on the ``crs``
+        variable, with 2-D ``lat``/``lon``: :func:`nowcast.store.write_grid`).
     attrs: global attributes (values: str, numbers; dicts/lists are stored as JSON).
     """
     reflectivity = np.asarray(reflectivity, dtype=np.float32)
@@ -101,23 +105,11 @@ def write_nowcast(
                 units=TIME_UNITS,
                 calendar="standard",
             )
-            for name, values, axis in (("y", y, "Y"), ("x", x, "X")):
-                _variable(
-                    nc,
-                    name,
-                    (name,),
-                    np.asarray(values, dtype=np.float64),
-                    standard_name=f"projection_{name}_coordinate",
-                    long_name=f"{name} of the grid-cell centre",
-                    units="m",
-                    axis=axis,
-                )
-            crs = nc.createVariable("crs", "i4")
-            crs.setncatts({k: _nc_attr(v) for k, v in grid_mapping.items()})
-            common = {
-                "grid_mapping": "crs",
-                "coordinates": "forecast_reference_time forecast_period",
-            }
+            grid_attrs = write_grid(nc, x, y, dict(grid_mapping), long_names=True)
+            coordinates = " ".join(
+                ["forecast_reference_time forecast_period", grid_attrs.pop("coordinates", "")]
+            ).strip()
+            common = {**grid_attrs, "coordinates": coordinates}
             _field(
                 nc,
                 "reflectivity",
