@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import netCDF4
 import numpy as np
 import pytest
 from cli_support import assert_one_line_error, checksums
@@ -91,15 +92,25 @@ def test_opera_composite_preprocesses_through_the_pysteps_importer(radar_dir, tm
     np.testing.assert_allclose(np.diff(meta.y), -6600.0, rtol=1e-6)
 
 
-def test_mrms_lat_lon_grid_is_refused_naming_the_file(radar_dir, tmp_path):
+def test_mrms_lat_lon_grid_preprocesses_in_degrees(radar_dir, tmp_path):
+    """MRMS GRIB2 (0.01° longitude/latitude) end to end: the store keeps degrees, a
+    latitude_longitude grid mapping and 2-D lat/lon equal to its x/y."""
     store = tmp_path / "mrms.nc"
-    store.write_bytes(b"an older store")
-    first = _first_files(radar_dir / "mrms_20190610_2min_grib2", 1)
-    before = checksums(first[0], store)
-    result = _preprocess(CONFIGS / "mrms.yaml", first, store)
-    line = assert_one_line_error(result, first[0], "'degrees'", "projected grids in m or km")
-    assert "+proj=longlat" in line
-    assert checksums(first[0], store) == before
+    files = _first_files(radar_dir / "mrms_20190610_2min_grib2", 2)
+    before = checksums(*files)
+    result = _preprocess(CONFIGS / "mrms.yaml", files, store)
+    assert result.exit_code == 0, (result.output, result.stderr)
+    meta = read_meta(store)
+    assert meta.valid.sum() == 2 and meta.grid_mapping["grid_mapping_name"] == "latitude_longitude"
+    # 330 pixels of 0.01° resized to 100 cells: 0.033° a cell, rows from north to south
+    np.testing.assert_allclose(np.diff(meta.x), 0.033, rtol=1e-6)
+    np.testing.assert_allclose(np.diff(meta.y), -0.033, rtol=1e-6)
+    assert -130 < meta.x[0] < meta.x[-1] < -60 and 20 < meta.y[-1] < meta.y[0] < 55
+    with netCDF4.Dataset(store) as nc:
+        assert nc["x"].units == "degrees_east" and nc["y"].units == "degrees_north"
+        np.testing.assert_allclose(nc["lon"][0, :], meta.x)
+        np.testing.assert_allclose(nc["lat"][:, 0], meta.y)
+    assert checksums(*files) == before
 
 
 @pytest.mark.parametrize(

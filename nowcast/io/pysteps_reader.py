@@ -12,8 +12,9 @@
   accumulations become dBZ by Z = a·R^b (:func:`~nowcast.io.quantity.to_dbz`); a field
   outside physical range as a whole (:func:`~nowcast.io.quantity.implausible`) makes the
   file bad.
-* Grid: the outer corners ``x1``, ``x2``, ``y1``, ``y2`` in ``cartesian_unit`` (m or km; a
-  grid in degrees is refused); the pixel centres are the middles of W (H) equal cells between
+* Grid: the outer corners ``x1``, ``x2``, ``y1``, ``y2`` in ``cartesian_unit``: m or km
+  (projected, stored in m), or degrees (a longitude/latitude grid such as MRMS, kept in
+  degrees, :mod:`nowcast.io.crs`); the pixel centres are the middles of W (H) equal cells between
   them, which must agree with ``xpixelsize`` (``ypixelsize``) to half a pixel. ``yorigin``
   ``upper``: row 0 is the northern edge (y descending); ``lower``: the southern. The grid
   mapping is ``{"proj4_params": projection}``, as the ODIM reader and the CF conversions of
@@ -77,7 +78,7 @@ PACKAGES = {
 #: packages installed by ``pip install 'nowcast[formats]'``
 FORMATS_EXTRA = ("pygrib", "pillow", "pyproj")
 
-_LENGTHS = {"m": 1.0, "km": 1000.0}
+_LENGTHS = {"m": 1.0, "km": 1000.0, "degrees": 1.0, "degree": 1.0, "deg": 1.0}
 _DIRECTIVES = {"Y": 4, "y": 2, "m": 2, "d": 2, "j": 3, "H": 2, "M": 2, "S": 2}
 _GRID_KEYS = ("x1", "x2", "y1", "y2", "xpixelsize", "ypixelsize")
 
@@ -309,14 +310,15 @@ def _untransform(path, name, values: np.ndarray, quantity: str, meta: dict) -> n
 
 
 def _grid(path: Path, name: str, meta: dict, shape: tuple[int, int]):
-    """Pixel-centre x (W,) and y (H,) [m] from the importer's corners and pixel sizes."""
+    """Pixel-centre x (W,) and y (H,) from the importer's corners and pixel sizes: [m] on a
+    projected grid, [degrees] of longitude / latitude on a geographic one."""
     unit = str(meta.get("cartesian_unit", "m")).strip().lower()
     if unit not in _LENGTHS:
         projection = str(meta.get("projection") or "").strip()
         raise BadInputFile(
             path,
             f"the pysteps importer {name!r} gave a grid in {unit!r} (projection "
-            f"{projection!r}): only projected grids in m or km are read",
+            f"{projection!r}): grids in m, km or degrees are read",
         )
     values = {k: _finite(meta.get(k)) for k in _GRID_KEYS}
     missing = [k for k, v in values.items() if v is None]
