@@ -25,6 +25,7 @@ from nowcast.store import FrameReader, read_meta, window_starts
 runner = CliRunner()
 H, W = 64, 46
 CROP, SIZE, RADIUS, MARGIN = 20, 10, 2, 2  # MARGIN = ceil(RADIUS − ½)
+MARGIN_OPERA = 10  # ceil(disk_radius − ½) for the default disk_radius of 10
 N_FILES = 16
 SMALL = [
     f"preprocess.crop={CROP}",
@@ -253,3 +254,68 @@ def test_tiled_stores_are_not_merged(tiled, tmp_path):
     with pytest.raises(UserError, match=r"tiled\.nc: a tiled store .* cannot be merged"):
         merge_stores([tiled], tmp_path / "m.nc")
     assert not (tmp_path / "m.nc").exists()
+
+
+def test_opera_composite_as_tiles(radar_dir, tmp_path):
+    """The 2200 × 1900 OPERA composite (pysteps importer, 15 minutes), 3 frames, as 6 × 5
+    tiles of 330: every tile's frames are the transform of its own square of the file."""
+    from nowcast.config.loader import load_config
+    from nowcast.io import read_frame
+    from nowcast.preprocess import TransformSettings, transform_frame
+
+    config = Path(__file__).resolve().parents[1] / "configs" / "data" / "opera.yaml"
+    folder = radar_dir / "opera_20180824_15min_odim"
+    files = sorted(p for p in folder.iterdir() if p.suffix == ".hdf")[:3]
+    store = tmp_path / "opera_tiles.nc"
+    sets = [
+        "preprocess.crops=tiles",
+        "preprocess.block_frames=2",
+        "preprocess.clutter_clusters=4",
+        "data.n_in=1",
+        "data.n_out=1",
+    ]
+    args = ["preprocess", "-q", "-c", str(config), *[a for f in files for a in ("-i", str(f))]]
+    result = runner.invoke(app, [*args, "-o", str(store), *[a for s in sets for a in ("--set", s)]])
+    assert result.exit_code == 0, (result.output, result.stderr)
+    meta = read_meta(store)
+    t = meta.tiles
+    assert meta.preprocess["grid"]["shape"] == [2200, 1900]
+    assert t.row0.size == 30 and set(t.row0.tolist()) == {0, 330, 660, 990, 1320, 1650}
+    assert set(t.col0.tolist()) == {0, 330, 660, 990, 1320}
+    assert meta.times.size == 30 * 96 and int(meta.valid.sum()) == 30 * 3
+    # 18:00 and 18:15 make one whole 2-frame block per tile: one window of 2 per tile
+    starts = np.concatenate([window_starts(meta, s, 2) for s in ("train", "val", "test")])
+    assert starts.size == 30 and np.unique(t.index[starts]).size == 30
+    # tile (660, 990) against the central-crop transform of that square (with its margin)
+    cfg = load_config(config, [], {})
+    s = TransformSettings.from_dict(meta.preprocess)
+    dbz = read_frame(files[0], cfg.input, cfg.zr).dbz
+    k = int(np.flatnonzero((t.row0 == 660) & (t.col0 == 990))[0])
+    m = MARGIN_OPERA
+    square = dbz[660 - m : 990 + m, 990 - m : 1320 + m]
+    first = int(np.flatnonzero((t.index == k) & meta.valid)[0])
+    stored = FrameReader(store).read(first, first + 1)[0]
+    np.testing.assert_array_equal(stored, transform_frame(square, s))
+    assert stored.any()  # a rainy square: not a comparison of empty frames
+
+
+def test_evaluate_scores_every_tile(tiled, tmp_path):
+    meta = read_meta(tiled)
+    split = max(("train", "val", "test"), key=lambda s: window_starts(meta, s, 4).size)
+    n = window_starts(meta, split, 4).size
+    out = tmp_path / "report"
+    args = ["evaluate", "-q", "--baselines", "persistence", "--split", split, "--out", str(out)]
+    sets = [f"data.store={tiled}", "data.n_in=2", "data.n_out=2", "evaluate.batch_size=3"]
+    result = runner.invoke(app, [*args, *[a for s in sets for a in ("--set", s)]])
+    assert result.exit_code == 0, (result.output, result.stderr)
+    persistence = json.loads((out / "report.json").read_text())["persistence"]
+    starts = window_starts(meta, split, 4)
+    assert persistence["n_sequences"] == n
+    assert len({int(meta.tiles.index[s]) for s in starts}) > 1  # windows of several tiles
+    # every window counts the pixels of its own tile's coverage and noise mask
+    expected = sum(
+        int(meta.pixel_mask(meta.times[s], int(meta.tiles.index[s])).sum()) for s in starts
+    )
+    assert persistence["pixels"] == [expected, expected]
+    tile0 = sum(int(meta.pixel_mask(meta.times[s], 0).sum()) for s in starts)
+    assert expected != tile0  # the split holds windows of a tile masked unlike tile 0

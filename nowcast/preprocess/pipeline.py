@@ -143,7 +143,7 @@ def run_preprocess(cfg: Config, show_summary: bool = True, runner: Runner | None
         ]
         months = sorted({month_key(t) for t in grid.times[:: grid.per_day]})
         t_clutter = time.perf_counter()
-        noise = [_noise_masks(months, stats, cfg, None if origins is None else k) for k in kept]
+        noise = _noise_masks(months, stats, cfg, [None] if origins is None else kept)
         summary.clutter_seconds = time.perf_counter() - t_clutter
         meta = settings_json(cfg, ref)
         if origins is None:
@@ -454,20 +454,23 @@ def _report_dropped(grid: TimeGrid, files: list[Path], rank: np.ndarray, summary
 
 
 def _noise_masks(
-    months: list[str], stats: MonthlyStats, cfg: Config, tile: int | None = None
-) -> np.ndarray:
-    """(M, size, size) bool: the noise mask of each month (of ``tile``; None: central crop)."""
+    months: list[str], stats: MonthlyStats, cfg: Config, tiles: list[int | None]
+) -> list[np.ndarray]:
+    """(M, size, size) bool: the noise mask of each month, for each of ``tiles`` (None: the
+    central crop)."""
     pre = cfg.preprocess
-    noise = np.zeros((len(months), pre.size, pre.size), dtype=bool)
+    noise = [np.zeros((len(months), pre.size, pre.size), dtype=bool) for _ in tiles]
     if pre.clutter_clusters == 0:
         return noise
+    rule = ClutterRule.from_config(pre)
     with make_progress() as progress:
-        task = progress.add_task("preprocess: clutter", total=len(months))
-        for i, month in enumerate(months):
-            month_stats = stats.get(stats_key(month, tile))
-            if month_stats is not None:
-                noise[i] = month_mask(month_stats, pre.size, ClutterRule.from_config(pre))
-            progress.advance(task)
+        task = progress.add_task("preprocess: clutter", total=len(months) * len(tiles))
+        for j, tile in enumerate(tiles):
+            for i, month in enumerate(months):
+                month_stats = stats.take(stats_key(month, tile))
+                if month_stats is not None:
+                    noise[j][i] = month_mask(month_stats, pre.size, rule)
+                progress.advance(task)
     return noise
 
 
