@@ -319,3 +319,31 @@ def test_evaluate_scores_every_tile(tiled, tmp_path):
     assert persistence["pixels"] == [expected, expected]
     tile0 = sum(int(meta.pixel_mask(meta.times[s], 0).sum()) for s in starts)
     assert expected != tile0  # the split holds windows of a tile masked unlike tile 0
+
+
+def test_train_on_tiles_and_the_checkpoint_carries_tile_0(tiled, tmp_path, one_torch_thread):
+    import yaml
+
+    from nowcast.checkpoint import load_checkpoint
+
+    config = tmp_path / "train.yaml"
+    raw = {
+        "data": {"store": str(tiled), "n_in": 2, "n_out": 2, "workers": 0},
+        "model": {"name": "convlstm", "layers": 1, "hidden": 4, "kernel": 3, "patch": 2},
+        "train": {
+            "out_dir": str(tmp_path / "run"),
+            "steps": 2,
+            "batch_size": 2,
+            "val_every": 2,
+            "checkpoint_every": 2,
+            "device": "cpu",
+        },
+    }
+    config.write_text(yaml.safe_dump(raw))
+    result = runner.invoke(app, ["train", "-q", "-c", str(config)])
+    assert result.exit_code == 0, (result.output, result.stderr)
+    meta = read_meta(tiled)
+    ckpt = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")
+    np.testing.assert_array_equal(ckpt["masks"]["coverage"].numpy(), meta.tiles.coverage[0])
+    np.testing.assert_array_equal(np.asarray(ckpt["grid"]["x"]), meta.tiles.x[0])
+    assert ckpt["preprocess"]["crops"] == "tiles"
