@@ -16,6 +16,19 @@ Layout (docs/store.md)::
                                     grid_mapping_name and crs_wkt, completed by pyproj)
     attrs: preprocess (the preprocessing config as JSON), nowcast_version, Conventions
 
+A tiled store (``preprocess.crops: tiles``) stacks its tiles along ``time``: tile k's
+whole time grid fills indices ``k·T₀ … (k+1)·T₀ − 1``, block ids never repeat between
+tiles (so no window spans two), and it adds::
+
+    tile_index(time)            int32   tile of each frame
+    tile_row0(tile), tile_col0(tile)  int32  top-left input pixel of each tile
+    tile_x(tile, x), tile_y(tile, y)  float64  each tile's cell centres [m]
+    tile_coverage(tile, y, x)   bool    coverage of each tile
+    tile_noise_mask(tile, month, y, x)  bool  noise mask of each tile and month
+
+Its ``x``, ``y``, ``coverage`` and ``noise_mask`` are those of tile 0 (what a checkpoint
+trained on it carries).
+
 ``block`` is stored because two neighbouring blocks can share a split: windows must not
 run across a block boundary, and ``split`` alone cannot tell. The file is written with the
 netCDF4 library frame by frame (memory does not grow with the archive) into a temporary
@@ -62,6 +75,7 @@ class StoreMeta:
     preprocess: dict[str, Any]
     attrs: dict[str, Any] = field(default_factory=dict)
     signature: tuple[int, ...] | None = None  # file_signature() when the metadata was read
+    tiles: Tiles | None = None  # the tiles of a tiled store; None: one central crop
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -76,9 +90,32 @@ class StoreMeta:
         stamps = np.array([np.datetime64(m, "M") for m in self.months])
         return int(np.argmin(np.abs((stamps - np.datetime64(time, "M")).astype(int))))
 
-    def pixel_mask(self, time: np.datetime64) -> np.ndarray:
-        """Pixels that count at ``time``, (H, W) bool: inside coverage and not noise that month."""
-        return self.coverage & ~self.noise_mask[self.month_index(time)]
+    def pixel_mask(self, time: np.datetime64, tile: int = 0) -> np.ndarray:
+        """Pixels that count at ``time``, (H, W) bool: inside coverage and not noise that month
+        (of tile ``tile`` in a tiled store)."""
+        if self.tiles is None:
+            return self.coverage & ~self.noise_mask[self.month_index(time)]
+        t = self.tiles
+        return t.coverage[tile] & ~t.noise_mask[tile, self.month_index(time)]
+
+    def mask_stack(self) -> np.ndarray:
+        """Every pixel mask of the store, (K, H, W) bool: ``coverage & ~noise_mask[m]`` for
+        each month m (K = M), or for each tile and month of a tiled store (K = N·M, tile
+        major). :meth:`mask_index` says which one a window uses."""
+        if self.tiles is None:
+            return self.coverage[None] & ~self.noise_mask
+        t = self.tiles
+        stack = t.coverage[:, None] & ~t.noise_mask  # (N, M, H, W)
+        return stack.reshape(-1, *self.shape)
+
+    def mask_index(self, starts: np.ndarray) -> np.ndarray:
+        """Index into :meth:`mask_stack` of the window starting at each of ``starts`` (T
+        indices): the month of its first frame (and its tile), (n,) int64."""
+        starts = np.asarray(starts, dtype=np.int64)
+        months = np.array([self.month_index(self.times[s]) for s in starts], dtype=np.int64)
+        if self.tiles is None:
+            return months
+        return self.tiles.index[starts].astype(np.int64) * len(self.months) + months
 
     def require_counting_pixels(self) -> None:
         """UserError naming the store when no pixel counts: no valid frame, or no cell inside
@@ -89,13 +126,26 @@ class StoreMeta:
                 f"{self.path}: the store has no valid frame, so no pixel counts "
                 "(re-run `nowcast preprocess` on radar files with data)"
             )
-        counting = self.coverage[None] & ~self.noise_mask
-        if not counting.any():
+        coverage = self.coverage if self.tiles is None else self.tiles.coverage
+        if not self.mask_stack().any():
             raise UserError(
-                f"{self.path}: no pixel counts: {int(self.coverage.sum())} of "
-                f"{self.coverage.size} cells lie inside the coverage of every valid frame, "
+                f"{self.path}: no pixel counts: {int(coverage.sum())} of "
+                f"{coverage.size} cells lie inside the coverage of every valid frame, "
                 "and none of them is outside the noise mask (re-run `nowcast preprocess`)"
             )
+
+
+@dataclass
+class Tiles:
+    """The tiles of a tiled store (``preprocess.crops: tiles``), N tiles of (H, W) cells."""
+
+    index: np.ndarray  # (T,) int32, tile of each frame
+    row0: np.ndarray  # (N,) int32, top-left input row of each tile
+    col0: np.ndarray  # (N,) int32, top-left input column of each tile
+    x: np.ndarray  # (N, W) float64, cell centres [m]
+    y: np.ndarray  # (N, H) float64, cell centres [m]
+    coverage: np.ndarray  # (N, H, W) bool
+    noise_mask: np.ndarray  # (N, M, H, W) bool
 
 
 def split_code(name: str) -> int:
@@ -154,11 +204,24 @@ def read_meta(path: str | os.PathLike) -> StoreMeta:
                 preprocess=json.loads(nc.getncattr("preprocess")),
                 attrs={k: nc.getncattr(k) for k in nc.ncattrs()},
                 signature=signature,
+                tiles=_read_tiles(nc) if "tile_index" in nc.variables else None,
             )
     except UserError:
         raise
     except (OSError, KeyError, ValueError) as exc:
         raise UserError(f"{path}: cannot read dataset store: {exc}") from None
+
+
+def _read_tiles(nc: netCDF4.Dataset) -> Tiles:
+    return Tiles(
+        index=nc["tile_index"][:].astype(np.int32),
+        row0=nc["tile_row0"][:].astype(np.int32),
+        col0=nc["tile_col0"][:].astype(np.int32),
+        x=np.asarray(nc["tile_x"][:], dtype=np.float64),
+        y=np.asarray(nc["tile_y"][:], dtype=np.float64),
+        coverage=nc["tile_coverage"][:].astype(bool),
+        noise_mask=nc["tile_noise_mask"][:].astype(bool),
+    )
 
 
 def file_signature(path: str | os.PathLike) -> tuple[int, ...]:
@@ -251,7 +314,7 @@ class StoreWriter:
 
         with StoreWriter(path, times, x, y, grid_mapping, preprocess) as w:
             w.write_frames(i0, frames_uint8)       # any order, any chunking
-            w.finish(valid, block, split, months, noise_mask, coverage)
+            w.finish(valid, block, split, months, noise_mask, coverage)    # [, tiles]
 
     Leaving the ``with`` block without :meth:`finish` (an error) removes the temp file. A
     failure of the file system (full, read-only, size limit) is a UserError naming ``path``;
@@ -335,10 +398,12 @@ class StoreWriter:
         months: list[str],
         noise_mask: np.ndarray,
         coverage: np.ndarray,
+        tiles: Tiles | None = None,
     ) -> Path:
-        """Write the per-time and per-month variables, close, and rename into place."""
+        """Write the per-time and per-month variables (and the ``tile_*`` variables of
+        ``tiles``), close, and rename into place."""
         try:
-            self._finish(valid, block, split, months, noise_mask, coverage)
+            self._finish(valid, block, split, months, noise_mask, coverage, tiles)
         except (OSError, RuntimeError) as exc:
             if is_write_failure(exc, self.path):
                 raise write_error(self.path, exc) from None
@@ -346,7 +411,7 @@ class StoreWriter:
         self._done = True
         return self.path
 
-    def _finish(self, valid, block, split, months, noise_mask, coverage) -> None:
+    def _finish(self, valid, block, split, months, noise_mask, coverage, tiles) -> None:
         nc = self._nc
         nc.createDimension("month", len(months))
         vm = nc.createVariable("month", str, ("month",))
@@ -366,6 +431,8 @@ class StoreWriter:
             if dims[-2:] == ("y", "x"):
                 v.setncatts(self._grid_attrs)
             v[:] = np.asarray(values).astype(dtype)
+        if tiles is not None:
+            _write_tiles(nc, tiles)
         nc.close()
         self._nc = None
         os.replace(self.tmp, self.path)
@@ -446,6 +513,29 @@ def write_grid(
             v[:] = values
         field_attrs["coordinates"] = "lat lon"
     return field_attrs
+
+
+def _write_tiles(nc: netCDF4.Dataset, tiles: Tiles) -> None:
+    nc.createDimension("tile", tiles.row0.size)
+    specs = (
+        ("tile_index", "i4", ("time",), tiles.index, "tile of the frame (index along tile)"),
+        ("tile_row0", "i4", ("tile",), tiles.row0, "top-left input-grid row of the tile"),
+        ("tile_col0", "i4", ("tile",), tiles.col0, "top-left input-grid column of the tile"),
+        ("tile_x", "f8", ("tile", "x"), tiles.x, "x of the tile's cell centres (units of x)"),
+        ("tile_y", "f8", ("tile", "y"), tiles.y, "y of the tile's cell centres (units of y)"),
+        ("tile_coverage", "u1", ("tile", "y", "x"), tiles.coverage, "1 = inside coverage"),
+        (
+            "tile_noise_mask",
+            "u1",
+            ("tile", "month", "y", "x"),
+            tiles.noise_mask,
+            "1 = noise / clutter cell of the tile in that month",
+        ),
+    )
+    for name, dtype, dims, values, long_name in specs:
+        v = nc.createVariable(name, dtype, dims, zlib=name == "tile_noise_mask")
+        v.long_name = long_name
+        v[:] = np.asarray(values).astype(dtype)
 
 
 def _nc_attr(value: Any) -> Any:

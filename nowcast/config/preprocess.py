@@ -8,11 +8,17 @@ Cross-key rules (z_max > z_min, size ≤ crop, …) are checked when the stage s
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated, Literal, Optional
 
 from pydantic import Field
 
-from nowcast.config.base import NonNegativeFloat, NonNegativeInt, PositiveInt, Section
+from nowcast.config.base import (
+    Fraction,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveInt,
+    Section,
+)
 
 
 class PreprocessConfig(Section):
@@ -23,7 +29,19 @@ class PreprocessConfig(Section):
     z_max: float = 60.0
     """Reflectivity [dBZ] at gray level 1 (and above)."""
     crop: PositiveInt = 330
-    """Side of the central square cropped from the input grid [input pixels]."""
+    """Side of the central square cropped from the input grid [input pixels] (with ``crops:
+    tiles``: the side of every tile)."""
+    crops: Literal["center", "tiles"] = "center"
+    """Which crop × crop squares of the input grid become sequences: ``center`` the central
+    one (the paper); ``tiles`` a grid of tiles from the top-left corner, ``tile_stride``
+    apart, only those wholly inside the grid, each its own sequence (docs/store.md)."""
+    tile_stride: Optional[PositiveInt] = None
+    """With ``crops: tiles``: step between neighbouring tiles [input pixels]; unset = crop
+    (tiles side by side). Only valid with ``crops: tiles``."""
+    tile_min_coverage: Fraction = 0.0
+    """With ``crops: tiles``: a tile is kept only when at least this share of its stored
+    cells is inside coverage in every valid frame of the tile (0 = keep every tile that has
+    a valid frame). Only valid with ``crops: tiles``."""
     disk_radius: Annotated[float, Field(ge=0, le=100)] = 10.0
     """Radius of the fspecial('disk') filter [input pixels]; 0 = no filtering."""
     size: PositiveInt = 100

@@ -6,7 +6,8 @@ A window is ``n_in + n_out`` consecutive valid frames inside one block of one sp
     inputs   (n_in, 1, H, W)   float32 gray level in [0, 1]
     targets  (n_out, 1, H, W)  float32 gray level in [0, 1]
     mask     (H, W)            bool, pixels that count: coverage & ~noise_mask of the month
-                               of the window's first frame (StoreMeta.pixel_mask)
+                               of the window's first frame (StoreMeta.pixel_mask; in a
+                               tiled store, those of the window's tile)
 
 Only the store's metadata (kilobytes) is held; frames are read per item from the netCDF
 file, so the archive is never loaded whole. The dataset pickles without its file handle:
@@ -41,9 +42,9 @@ class WindowDataset(Dataset):
         self.starts = window_starts(meta, split, n_in + n_out)
         if not meta.months:
             raise UserError(f"{meta.path}: dataset store has no noise-mask months")
-        self.month_of = np.array([meta.month_index(meta.times[s]) for s in self.starts], np.int64)
-        # one (H, W) mask per calendar month, computed once (M is small)
-        self.masks = meta.coverage[None] & ~meta.noise_mask
+        # one (H, W) mask per calendar month (and tile), computed once (M is small)
+        self.month_of = meta.mask_index(self.starts)
+        self.masks = meta.mask_stack()
         self.reader = FrameReader(meta.path, meta.signature)
 
     def __len__(self) -> int:
@@ -69,7 +70,7 @@ class WindowDataset(Dataset):
             reader.close()
 
     def mask(self, i: int) -> np.ndarray:
-        """Pixel mask ``(H, W)`` bool of window ``i`` (the month of its first frame)."""
+        """Pixel mask ``(H, W)`` bool of window ``i`` (the month of its first frame, its tile)."""
         return self.masks[self.month_of[i]].copy()
 
     def time(self, i: int) -> np.datetime64:

@@ -220,8 +220,8 @@ def _score(
     n_in, n_out = cfg.data.n_in, cfg.data.n_out
     accs = {name: MetricAccumulator(n_out, ecfg.thresholds_mmh, scale, device) for name in methods}
     first = next(iter(accs.values()))  # all share thresholds and scale: observe once per batch
-    masks = torch.from_numpy(meta.coverage[None] & ~meta.noise_mask).to(device)  # (M, H, W)
-    month_of = torch.tensor([meta.month_index(meta.times[s]) for s in starts], device=device)
+    masks = torch.from_numpy(meta.mask_stack()).to(device)  # (M, H, W), per tile in a tiled store
+    month_of = torch.from_numpy(meta.mask_index(starts)).to(device)
     reader = FrameReader(meta.path)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     best: tuple[float, int, Example | None] = (-np.inf, -1, None)

@@ -150,6 +150,11 @@ class MonthlyStats:
             self._live[month] = st
         return st
 
+    def take(self, month: str) -> MonthStats | None:
+        """The month's total, no longer kept here (None if no frame fell in it): for reading
+        every month once without holding them all in memory."""
+        return self._take(month)
+
     def _take(self, month: str) -> MonthStats | None:
         if month in self._live:
             return self._live.pop(month)

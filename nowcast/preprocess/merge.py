@@ -39,8 +39,9 @@ SHARED_KEYS = ("z_min", "z_max", "zr", "crop", "disk_radius", "size", "interval_
 def merge_stores(sources: Sequence[str | os.PathLike], out: str | os.PathLike) -> Path:
     """Write the store ``out`` holding every frame of ``sources`` (see module docstring).
 
-    UserError (naming the store) for a missing or foreign store, a differing shared key, a
-    day held by two sources, or ``out`` being one of the sources. Written atomically.
+    UserError (naming the store) for a missing or foreign store, a tiled store
+    (``preprocess.crops: tiles``), a differing shared key, a day held by two sources, or
+    ``out`` being one of the sources. Written atomically.
     """
     paths = [Path(s) for s in sources]
     out = Path(out)
@@ -49,6 +50,12 @@ def merge_stores(sources: Sequence[str | os.PathLike], out: str | os.PathLike) -
     if any(p.resolve() == out.resolve() for p in paths):
         raise UserError(f"{out}: the merged store cannot be one of its sources")
     metas = [read_meta(p) for p in paths]
+    for meta in metas:
+        if meta.tiles is not None:
+            raise UserError(
+                f"{meta.path}: a tiled store (preprocess.crops: tiles) cannot be merged; "
+                "merge stores preprocessed with preprocess.crops: center"
+            )
     preprocess = merged_preprocess(metas)
     source, index = _time_order(metas)
     times = np.concatenate([m.times for m in metas])[_flat(source, index, metas)]

@@ -28,6 +28,10 @@ class Summary:
     masked: dict[str, int] = field(default_factory=dict)  # noise-mask cells per month
     covered_cells: int = 0
     cells: int = 0
+    tiles: int = 0  # tiles stored (preprocess.crops: tiles); 0 = the central crop
+    tiles_found: int = 0  # tiles of the grid
+    tiles_without_data: int = 0  # tiles dropped: no valid frame
+    tiles_below_coverage: int = 0  # tiles dropped: below preprocess.tile_min_coverage
     seconds: float = 0.0  # whole run
     read_seconds: float = 0.0  # reading and transforming the files (incl. starting workers)
     clutter_seconds: float = 0.0  # K-means masks
@@ -50,6 +54,13 @@ class Summary:
             f"  {self.window_frames}-frame windows per split: {win}",
             f"  masked (noise) cells per month: {masked}; covered cells {self.covered_cells} of {self.cells}",
         ]
+        if self.tiles:
+            lines.insert(
+                1,
+                f"  tiles: {self.tiles} of {self.tiles_found} stored ({self.tiles_without_data} "
+                f"without a valid frame, {self.tiles_below_coverage} below tile_min_coverage); "
+                "counts below are summed over the tiles, frames are per input frame",
+            )
         lines += [f"  bad file: {reason}" for reason in self.bad_files[:10]]
         if len(self.bad_files) > 10:
             lines.append(f"  … and {len(self.bad_files) - 10} more bad files")

@@ -27,6 +27,8 @@ from nowcast.preprocess.transform import (
     filter_and_resize,
     gray_region,
     region_window,
+    tile_region,
+    tiles_region_window,
 )
 from nowcast.units import gray_to_uint8
 
@@ -50,6 +52,14 @@ class TaskSpec:
     interval_minutes: int
     grid: ReferenceGrid | None = None
     clutter: bool = True  # gather the per-pixel monthly statistics
+    tiles: tuple[tuple[int, int], ...] | None = None  # top-left (row, col) of each tile;
+    # None: the central crop only (preprocess.crops: center)
+
+
+def stats_key(month: str, tile: int | None) -> str:
+    """Key of the clutter sums of ``month`` ('YYYY-MM') of tile ``tile`` (None: the central
+    crop): the month itself, or ``'YYYY-MM.tileK'``."""
+    return month if tile is None else f"{month}.tile{tile}"
 
 
 @dataclass
@@ -61,6 +71,7 @@ class FrameOut:
     frame: np.ndarray  # (size, size) uint8, round(255·gray)
     covered: np.ndarray  # (size, size) bool, every input pixel of the cell has data
     has_data: bool = True  # false: every pixel of the crop is NaN (no data, not a dry frame)
+    tile: int = 0  # index into TaskSpec.tiles (0 for the central crop)
 
 
 @dataclass
@@ -69,7 +80,7 @@ class ChunkResult:
 
     frames: list[FrameOut] = field(default_factory=list)
     bad: list[tuple[int, str]] = field(default_factory=list)  # (file index, one-line message)
-    stats: dict[str, MonthStats] = field(default_factory=dict)
+    stats: dict[str, MonthStats] = field(default_factory=dict)  # by stats_key(month, tile)
     files: int = 0
     frames_read: int = 0
     read_seconds: float = 0.0
@@ -83,7 +94,9 @@ def process_chunk(items: list[tuple[int, str]], spec: TaskSpec) -> ChunkResult:
     other than ``spec.grid`` or smaller than the crop, values outside physical range) is
     reported in ``bad`` with a one-line message naming it, and contributes nothing. A frame
     with no data (NaN) anywhere in the crop is returned with ``has_data`` false and adds
-    nothing to the clutter statistics.
+    nothing to the clutter statistics. With ``spec.tiles`` every frame gives one
+    :class:`FrameOut` per tile (``tile`` = its index, in order), each with its own
+    ``has_data`` and clutter sums; the file is read once, over the tiles' bounding window.
     """
     with threadpool_limits(1), cv2_threads(1):  # one core per task: workers give parallelism
         return _process(items, spec)
@@ -93,7 +106,11 @@ def _process(items: list[tuple[int, str]], spec: TaskSpec) -> ChunkResult:
     out = ChunkResult()
     s = spec.settings
     c = kernel_half_width(s.disk_radius)
-    window = functools.partial(region_window, s=s)  # only the crop and margin are read
+    tiles = [None] if spec.tiles is None else list(spec.tiles)
+    if spec.tiles is None:
+        window = functools.partial(region_window, s=s)  # only the crop and margin are read
+    else:
+        window = functools.partial(tiles_region_window, s=s, tiles=tiles)
     for index, path in items:
         out.files += 1
         t0 = time.perf_counter()
@@ -113,23 +130,29 @@ def _process(items: list[tuple[int, str]], spec: TaskSpec) -> ChunkResult:
             for fr in frames:
                 if spec.grid is not None and fr.grid_key() != spec.grid.key:
                     raise BadInputFile(path, _grid_message(fr, spec.grid))
-                region = gray_region(fr.dbz, s, fr.shape, fr.origin)
-                gray, covered = filter_and_resize(region, s)
-                done.append((fr.time, region[c : c + s.crop, c : c + s.crop], gray, covered))
+                for k, at in enumerate(tiles):
+                    if at is None:
+                        region = gray_region(fr.dbz, s, fr.shape, fr.origin)
+                    else:
+                        region = tile_region(fr.dbz, s, at, fr.shape, fr.origin)
+                    gray, covered = filter_and_resize(region, s)
+                    crop_gray = region[c : c + s.crop, c : c + s.crop]
+                    done.append((fr.time, k, crop_gray, gray, covered))
         except BadInputFile as exc:
             out.bad.append((index, str(exc)))
             continue
         except UserError as exc:
             out.bad.append((index, f"{path}: {exc}"))
             continue
-        for t, crop_gray, gray, covered in done:
+        for t, k, crop_gray, gray, covered in done:
             has_data = not np.isnan(crop_gray).all()
-            out.frames.append(FrameOut(index, t, gray_to_uint8(gray), covered, has_data))
+            out.frames.append(FrameOut(index, t, gray_to_uint8(gray), covered, has_data, k))
             if spec.clutter and has_data:
                 month = month_key(nearest_slot(np.array([t]), spec.interval_minutes)[0])
-                if month not in out.stats:
-                    out.stats[month] = MonthStats.zeros(s.crop)
-                out.stats[month].add_frame(crop_gray)
+                key = stats_key(month, None if spec.tiles is None else k)
+                if key not in out.stats:
+                    out.stats[key] = MonthStats.zeros(s.crop)
+                out.stats[key].add_frame(crop_gray)
         out.transform_seconds += time.perf_counter() - t1
     return out
 

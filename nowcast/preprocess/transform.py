@@ -18,7 +18,13 @@ from typing import Any
 
 import numpy as np
 
-from nowcast.preprocess.crop import central_crop, crop_origin, crop_window
+from nowcast.preprocess.crop import (
+    central_crop,
+    crop_origin,
+    crop_window,
+    square_crop,
+    tiles_window,
+)
 from nowcast.preprocess.disk import disk_filter, kernel_half_width
 from nowcast.preprocess.resize import area_resize, cell_centres
 from nowcast.units import dbz_to_gray_float32, gray_to_uint8
@@ -80,6 +86,29 @@ def region_window(shape: tuple[int, int], s: TransformSettings) -> tuple[slice, 
     return crop_window(shape, s.crop, kernel_half_width(s.disk_radius))
 
 
+def tile_region(
+    dbz: np.ndarray,
+    s: TransformSettings,
+    at: tuple[int, int],
+    shape: tuple[int, int] | None = None,
+    origin: tuple[int, int] = (0, 0),
+) -> np.ndarray:
+    """:func:`gray_region` of the ``crop`` square whose top-left grid pixel is ``at`` (row,
+    col) instead of the central one: ``(crop + 2c, crop + 2c)`` float32, NaN margin outside
+    the grid. Only that square is converted, so memory does not grow with the grid."""
+    margin = kernel_half_width(s.disk_radius)
+    part = square_crop(dbz, at, s.crop, margin, shape, origin)
+    return dbz_to_gray_float32(part, s.z_min, s.z_max)
+
+
+def tiles_region_window(
+    shape: tuple[int, int], s: TransformSettings, tiles: list[tuple[int, int]]
+) -> tuple[slice, slice]:
+    """The rows and columns of an (H, W) grid that the transform of every tile of ``tiles``
+    (top-left pixels) uses: the bounding box of the tiles and their filter margins."""
+    return tiles_window(shape, tiles, s.crop, kernel_half_width(s.disk_radius))
+
+
 def filter_and_resize(region: np.ndarray, s: TransformSettings) -> tuple[np.ndarray, np.ndarray]:
     """Steps 3–4 on a :func:`gray_region`: disk filter, then area resize → (gray, covered)."""
     return area_resize(disk_filter(region, s.disk_radius), (s.size, s.size))
@@ -104,7 +133,15 @@ def output_coordinates(
     x, y: the input's pixel-centre coordinates (W,), (H,), evenly spaced. Cell j spans input
     pixels ``c0 + [j·crop/size, (j+1)·crop/size)`` of the crop starting at column c0 (row r0).
     """
-    r0, c0 = crop_origin((len(y), len(x)), s.crop)
+    return square_coordinates(x, y, s, crop_origin((len(y), len(x)), s.crop))
+
+
+def square_coordinates(
+    x: np.ndarray, y: np.ndarray, s: TransformSettings, at: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`output_coordinates` of the ``crop`` square whose top-left pixel is ``at``
+    (row r0, col c0): projected cell centres ``(x (size,), y (size,))`` [m]."""
+    r0, c0 = at
     idx = cell_centres(s.crop, s.size)
     return _along(x, c0 + idx), _along(y, r0 + idx)
 
