@@ -34,7 +34,8 @@ from nowcast.config import Config
 from nowcast.data import worker_context
 from nowcast.errors import UserError
 from nowcast.models import build, scheduled_sampling_mask, teacher_forcing_prob
-from nowcast.progress import console, make_progress, set_quiet
+from nowcast.precision import amp_name, autocast, describe, resolve_amp
+from nowcast.progress import console, info, make_progress, set_quiet
 from nowcast.store import StoreMeta
 from nowcast.train import state as train_state
 from nowcast.train.augment import augment_batch, draw_codes
@@ -49,7 +50,7 @@ from nowcast.train.ddp import (
     env_from_os,
     init_process_group,
 )
-from nowcast.train.inputs import TrainInputs, amp_dtype, check_inputs, pick_device
+from nowcast.train.inputs import TrainInputs, check_inputs, pick_device
 from nowcast.train.loss import make_loss
 from nowcast.train.rundir import RunDir
 from nowcast.train.schedule import make_optimizer, make_scheduler
@@ -185,7 +186,7 @@ class Trainer:
         self.steps_per_epoch = self.sampler.num_samples // self.per_rank
         self.total = tc.epochs * self.steps_per_epoch if tc.epochs else tc.steps
         self.scheduler = make_scheduler(self.optimizer, tc, self.total)
-        self.amp = amp_dtype(tc.amp, device)
+        self.amp = resolve_amp(tc.amp, device, "train.amp")  # None: float32
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp == torch.float16)
         self.loss_fn = make_loss(tc.loss, inputs.scale)
         self.state = train_state.TrainState()
@@ -225,9 +226,16 @@ class Trainer:
         st, run = self.state, self.run
         resumed = self.last_saved is not None
         run.start(self.cfg, fresh=not resumed)
+        info(describe(self.amp, self.device, self.tc.amp))
         if resumed:
             dropped = run.rewind(st.step)
-            run.log("resume", st.step, dropped_lines=dropped, world_size=self.env.world)
+            run.log(
+                "resume",
+                st.step,
+                dropped_lines=dropped,
+                world_size=self.env.world,
+                amp=amp_name(self.amp),
+            )
         else:
             run.log(
                 "start",
@@ -239,7 +247,7 @@ class Trainer:
                 world_size=self.env.world,
                 device=str(self.device),
                 threads=torch.get_num_threads(),
-                amp=str(self.amp).removeprefix("torch.") if self.amp else "off",
+                amp=amp_name(self.amp),
                 parameters=sum(p.numel() for p in self.net.parameters()),
                 init_from=str(self.tc.init_from) if self.tc.init_from else None,
             )
@@ -338,7 +346,7 @@ class Trainer:
             inputs, targets, mask = self.augmented(step, inputs, targets, mask)
         tm = self.teacher_mask(step)
         self.model.train()
-        with torch.autocast(self.device.type, dtype=self.amp, enabled=self.amp is not None):
+        with autocast(self.device, self.amp):
             if tm is None:
                 pred = self.model(inputs, self.n_out)
             else:
@@ -378,7 +386,7 @@ class Trainer:
         decide alike, to the last bit)."""
         self.net.eval()
         try:
-            with torch.autocast(self.device.type, dtype=self.amp, enabled=self.amp is not None):
+            with autocast(self.device, self.amp):
                 scores = score(
                     forecast,
                     self.val_loader,
@@ -451,6 +459,7 @@ class Trainer:
             trainer=self.state.to_dict(),
             world_size=self.env.world,
             total_steps=self.total,
+            amp=amp_name(self.amp),
         )
 
     def _restore(self, saved: dict[str, Any]) -> None:
