@@ -385,17 +385,21 @@ class Trainer:
         sums are added over processes; every process then takes rank 0's scores (so all
         decide alike, to the last bit)."""
         self.net.eval()
+
+        def low_precision(inputs: torch.Tensor) -> torch.Tensor:
+            with autocast(self.device, self.amp):  # the forecast only: metrics stay float32
+                return forecast(inputs)
+
         try:
-            with autocast(self.device, self.amp):
-                scores = score(
-                    forecast,
-                    self.val_loader,
-                    self.n_out,
-                    self.tc.val_thresholds,
-                    self.inputs.scale,
-                    self.device,
-                    combine=all_sum_,
-                )
+            scores = score(
+                low_precision,
+                self.val_loader,
+                self.n_out,
+                self.tc.val_thresholds,
+                self.inputs.scale,
+                self.device,
+                combine=all_sum_,
+            )
         finally:
             self.net.train()
         return broadcast_object(scores)
