@@ -71,7 +71,9 @@ def test_junk_amp_is_one_line_naming_the_key(store, tmp_path, where, text, got):
     if where == "set":
         args += ["--set", f"train.amp={text}"]
     else:
-        cfg_path.write_text(cfg_path.read_text().replace("train:\n", f"train:\n  amp: {text}\n"))
+        written = cfg_path.read_text()
+        assert "  amp: 'off'\n" in written
+        cfg_path.write_text(written.replace("  amp: 'off'\n", f"  amp: {text}\n"))
     before = checksums(store, cfg_path)
     result = runner.invoke(app, args)
     line = assert_one_line_error(
