@@ -3,6 +3,7 @@
 
 Each stage has its own module ``scripts/bench_<name>.py`` exposing ``run(quick: bool) -> None``,
 which prints its table, measuring targets as ratios against a reference timed in the same run.
+``--threads N`` is passed on as ``run(..., threads=N)`` (only ``precision`` takes it).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-BENCHES = ["synth", "preprocess", "models", "train", "evaluate", "predict"]
+BENCHES = ["synth", "preprocess", "models", "train", "evaluate", "predict", "precision"]
 
 
 def available() -> list[str]:
@@ -26,6 +27,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("names", nargs="*", default=["all"], help=f"{', '.join(BENCHES)} or all")
     parser.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch threads (benchmarks that take it)"
+    )
     args = parser.parse_args()
     names = available() if args.names == ["all"] else args.names
     for name in names:
@@ -34,7 +38,8 @@ def main() -> None:
                 f"unknown or not yet built benchmark {name!r} (available: {', '.join(available())})"
             )
         print(f"\n=== bench {name} ===", flush=True)
-        importlib.import_module(f"bench_{name}").run(quick=args.quick)
+        kwargs = {"threads": args.threads} if args.threads else {}
+        importlib.import_module(f"bench_{name}").run(quick=args.quick, **kwargs)
 
 
 if __name__ == "__main__":

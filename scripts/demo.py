@@ -65,7 +65,15 @@ def main() -> None:
     parser.add_argument(
         "--out", type=Path, default=Path("demo_out"), help="output folder (emptied first)"
     )
-    out = parser.parse_args().out.resolve()
+    parser.add_argument(
+        "--amp",
+        choices=("auto", "bf16", "off"),
+        default=None,
+        help="precision of train, evaluate and predict (train.amp, evaluate.amp, predict.amp; "
+        "default: the config's, auto); run twice with bf16 and off to compare the skill",
+    )
+    args = parser.parse_args()
+    out = args.out.resolve()
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
@@ -79,6 +87,9 @@ def main() -> None:
         ("train.out_dir", out / "run"),
     ):
         cfg += ["--set", f"{key}={path}"]
+    if args.amp is not None:
+        for key in ("train.amp", "evaluate.amp", "predict.amp"):
+            cfg += ["--set", f"{key}={args.amp}"]
     ran = nowcast("synth", *cfg)
     console.print(archive_table(out / "synth"))
     ran = ran and nowcast("preprocess", *cfg, "--input", str(out / "synth"))

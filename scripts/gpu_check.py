@@ -104,7 +104,7 @@ def main() -> int:
     print(f"data ready in {time.perf_counter() - t0:.0f} s", flush=True)
 
     runs: dict[str, Path] = {}
-    for amp in ("fp16", "bf16", "off"):
+    for amp in ("fp16", "bf16", "auto", "off"):
         run = out / f"run_{amp}"
         cfg = train_config(out / f"{amp}.yaml", store, run, device, amp, 8)
         t0 = time.perf_counter()

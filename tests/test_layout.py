@@ -45,6 +45,8 @@ CHOICES = {
     "train.loss",
     "train.device",
     "train.amp",
+    "evaluate.amp",
+    "predict.amp",
 }
 #: packages (directories under nowcast/) that must not import the evaluate stage
 BELOW_EVALUATE = ("models", "train", "predict", "preprocess", "io")

@@ -19,7 +19,7 @@ from nowcast.models import REGISTRY, build
 from nowcast.store import read_meta
 from nowcast.train import TrainingDiverged, train
 from nowcast.train.ddp import DistEnv
-from nowcast.train.inputs import amp_dtype, check_inputs
+from nowcast.train.inputs import check_inputs
 from nowcast.train.loss import BalancedWeights, masked_loss
 from nowcast.train.rundir import RunDir, read_metrics
 from nowcast.train.trainer import Trainer
@@ -68,6 +68,7 @@ def test_run_directory_and_checkpoint_contents(store, tmp_path):
         "rng",
         "sampler",
         "trainer",
+        "amp",
         "version",
         "git_commit",
     ):
@@ -307,12 +308,6 @@ def test_loader_workers_do_not_change_training(store, tmp_path):
     wa, wb = weights(a / "checkpoints" / "last.pt"), weights(b / "checkpoints" / "last.pt")
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
     assert events(a, "val")[0]["mse"] == events(b, "val")[0]["mse"]
-
-
-def test_amp_is_float32_on_the_cpu():
-    cpu, cuda = torch.device("cpu"), torch.device("cuda", 0)
-    assert amp_dtype("bf16", cpu) is None and amp_dtype("fp16", cpu) is None
-    assert amp_dtype("off", cuda) is None and amp_dtype("fp16", cuda) is torch.float16
 
 
 @pytest.mark.skipif("predrnn" not in REGISTRY, reason="needs a network that feeds predictions back")

@@ -42,6 +42,12 @@ def _last_step(metrics) -> int:
 
 @pytest.mark.parametrize("model", MODELS)
 def test_sigkill_then_resume_gives_the_uninterrupted_weights(tmp_path, model):
+    check_sigkill_resume(tmp_path, model, amp="off")
+
+
+def check_sigkill_resume(tmp_path, model: str, amp: str) -> None:
+    """Train ``model`` 40 steps in precision ``amp`` whole, and again killed (SIGKILL) at a
+    random step and resumed: both end with the same weights, optimiser state and log."""
     store = write_blob_store(
         tmp_path / "store.nc", splits=("train", "train", "val"), h=16, w=16, seed=2
     )
@@ -51,6 +57,7 @@ def test_sigkill_then_resume_gives_the_uninterrupted_weights(tmp_path, model):
         checkpoint_every=4,
         log_every=1,
         deterministic=True,
+        amp=amp,
         model={"name": model, "sampling_iters": 30},
     )
     tiny_config(store, tmp_path / "whole", tmp_path / "whole.yaml", **keys)
@@ -84,6 +91,7 @@ def test_sigkill_then_resume_gives_the_uninterrupted_weights(tmp_path, model):
     a = torch.load(tmp_path / "whole" / "checkpoints" / "last.pt", weights_only=True)
     b = torch.load(tmp_path / "killed" / "checkpoints" / "last.pt", weights_only=True)
     assert a["step"] == b["step"] == 40
+    assert a["amp"] == b["amp"] == amp
     assert a["state_dict"].keys() == b["state_dict"].keys()
     for k in a["state_dict"]:
         assert torch.equal(a["state_dict"][k], b["state_dict"][k]), k

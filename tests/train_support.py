@@ -33,6 +33,7 @@ def tiny_config(store: Path, out_dir: Path, path: Path | None = None, **train) -
         "log_every": 1,
         "checkpoint_every": 3,
         "device": "cpu",
+        "amp": "off",  # float32: the same numbers on every CPU (tests/test_amp_cpu.py: bf16)
         **train,
     }
     raw = {"data": data, "model": model, "train": tr}

@@ -6,9 +6,9 @@ that the loader can say in words what a key expects (``expected a positive numbe
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 
 class Section(BaseModel):
@@ -28,3 +28,12 @@ NonNegativeFloat = Annotated[float, Field(ge=0)]
 PositiveInt = Annotated[int, Field(ge=1)]
 NonNegativeInt = Annotated[int, Field(ge=0)]
 Fraction = Annotated[float, Field(ge=0, le=1)]
+
+
+def _off_from_yaml(value: Any) -> Any:
+    """YAML 1.1 reads an unquoted ``off`` as false: take it as the word ``off``."""
+    return "off" if value is False else value
+
+
+#: mixed precision: ``auto``, ``bf16``, ``fp16`` or ``off`` (see :mod:`nowcast.precision`)
+Amp = Annotated[Literal["auto", "bf16", "fp16", "off"], BeforeValidator(_off_from_yaml)]

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from nowcast.config.base import NonNegativeInt, PositiveFloat, PositiveInt, Section
+from nowcast.config.base import Amp, NonNegativeInt, PositiveFloat, PositiveInt, Section
 
 #: the keys of ``nowcast.evaluate.baselines.BASELINES`` (tests/test_layout.py checks they agree)
 BaselineName = Literal["persistence", "extrapolation", "extrapolation_proesmans"]
@@ -42,6 +42,11 @@ class EvaluateConfig(Section):
     """Windows per batch through the models and the metrics (memory: a few MB per window)."""
     device: Literal["auto", "cpu", "cuda"] = "auto"
     """Where models run and metrics are summed: `auto` = the GPU when torch sees one."""
+    amp: Amp = "auto"
+    """Mixed precision of the networks' forward pass (autocast; the metric sums stay float32):
+    auto = bf16 on a CPU with native bf16 units and on CUDA (fp16 where the GPU lacks bf16),
+    else float32; bf16 = bf16 anywhere; fp16 = CUDA only; off = float32. Recorded in
+    report.json (``run.amp``)."""
     example_window: NonNegativeInt | None = None
     """Index (in time order, within the split) of the window drawn in example.png;
     null = the wettest window (highest mean observed gray level)."""

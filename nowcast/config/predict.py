@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Literal, Optional
 
-from nowcast.config.base import NonNegativeFloat, NonNegativeInt, PositiveInt, Section
+from nowcast.config.base import Amp, NonNegativeFloat, NonNegativeInt, PositiveInt, Section
 
 
 class PredictConfig(Section):
@@ -34,6 +34,10 @@ class PredictConfig(Section):
     core); restored afterwards. One nowcast is a chain of small batch-1 convolutions, for
     which threads that wait on each other (OpenMP) cost more than they gain when other work
     shares the cores."""
+    amp: Amp = "auto"
+    """Mixed precision of the network's forward pass (autocast; the nowcast is written as
+    float32): auto = bf16 on a CPU with native bf16 units (AVX512-BF16 or AMX) and on CUDA,
+    else float32; bf16 = bf16 anywhere; fp16 = CUDA only; off = float32."""
     dpi: PositiveInt = 100
     """Resolution of the PNG frames and of the GIF [dots per inch of a 6.4 × 5.2 inch figure]."""
     gif_frame_ms: PositiveInt = 500

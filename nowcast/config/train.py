@@ -14,6 +14,7 @@ from pydantic import Field, field_validator
 from pydantic_core.core_schema import ValidationInfo
 
 from nowcast.config.base import (
+    Amp,
     NonNegativeFloat,
     NonNegativeInt,
     PositiveFloat,
@@ -91,8 +92,13 @@ class TrainConfig(Section):
     threads: NonNegativeInt = 0
     """CPU threads torch computes with in each process (0: torch's default, one per core; under
     torchrun 1). On a machine whose cores other work shares, 1 is often much faster."""
-    amp: Literal["bf16", "fp16", "off"] = "bf16"
-    """Mixed precision on CUDA (fp16 adds loss scaling); the CPU always trains in float32."""
+    amp: Amp = "auto"
+    """Mixed precision of the forward pass (autocast; weights, optimiser state and losses stay
+    float32). auto: bf16 on a CPU with native bf16 units (AVX512-BF16 or AMX), else float32;
+    bf16 on CUDA (fp16 with loss scaling where the GPU lacks bf16). bf16: bf16 on any device
+    (emulated, slower, on a CPU without the units). fp16: CUDA only (the CPU runs float32).
+    off: float32. The choice in force is printed and recorded in metrics.jsonl ("start") and
+    in the checkpoints (``amp``)."""
 
     @field_validator("best_metric")
     @classmethod

@@ -16,6 +16,7 @@ import torch
 
 from nowcast.checkpoint import build_model, load_checkpoint
 from nowcast.errors import UserError
+from nowcast.precision import autocast
 from nowcast.preprocess.merge import SHARED_KEYS
 from nowcast.store import StoreMeta
 
@@ -79,26 +80,29 @@ def check_preprocess(checkpoint: Path, payload: Mapping[str, Any], meta: StoreMe
 
 class ModelMethod:
     """A trained network as a forecast method (:mod:`nowcast.forecast`), in eval mode under
-    ``torch.inference_mode``."""
+    ``torch.inference_mode``, its forward pass under autocast to ``amp`` (None: float32);
+    forecasts are float32."""
 
-    def __init__(self, model: torch.nn.Module):
+    def __init__(self, model: torch.nn.Module, amp: torch.dtype | None = None):
         self.model = model.eval()
+        self.amp = amp
 
     def __call__(self, inputs: torch.Tensor, n_out: int) -> torch.Tensor:
-        """(B, T_in, 1, H, W) gray → (B, n_out, 1, H, W) gray, on the inputs' device."""
-        with torch.inference_mode():
-            return self.model(inputs, n_out)
+        """(B, T_in, 1, H, W) gray → (B, n_out, 1, H, W) float32 gray, on the inputs' device."""
+        with torch.inference_mode(), autocast(inputs.device, self.amp):
+            return self.model(inputs, n_out).float()
 
 
 def load_model(
-    checkpoint: Path, meta: StoreMeta, device: torch.device
+    checkpoint: Path, meta: StoreMeta, device: torch.device, amp: torch.dtype | None = None
 ) -> tuple[str, ModelMethod, list[str]]:
     """(registry model name, method, preprocess keys that differ from the store's) from a
-    checkpoint file, after checking it against the store (:func:`check_preprocess`)."""
+    checkpoint file, after checking it against the store (:func:`check_preprocess`); the
+    network runs on ``device`` in the precision ``amp`` (None: float32)."""
     payload = load_checkpoint(checkpoint, map_location="cpu")
     differing = check_preprocess(checkpoint, payload, meta)
     model = build_model(checkpoint, payload)
-    return str(payload["model_name"]), ModelMethod(model.to(device)), differing
+    return str(payload["model_name"]), ModelMethod(model.to(device), amp), differing
 
 
 def method_labels(names: list[str], paths: list[Path]) -> list[str]:

@@ -5,6 +5,8 @@ report.json maps each method name to::
     kind, source                       "model" + checkpoint path, or "baseline" + description
     preprocess_differs                 (models) preprocess keys of the training store that
                                        differ from the scored store's (sorted; [] = none)
+    amp                                (models only) the precision the network ran in:
+                                       "bf16", "fp16" or "off" (float32)
     lead_minutes [L], thresholds_mmh [K], n_sequences
     csi, hss, pod, far, ets, bias      [lead][threshold]
     hits, misses, false_alarms, correct_negatives   [lead][threshold] (summed tables)
@@ -58,6 +60,7 @@ class RunInfo:
     n_out: int
     frame_minutes: float
     device: str
+    amp: str = "off"  # precision of the networks: bf16, fp16 or off (float32)
     example: str = ""
     plots: list[str] = field(default_factory=list)
 
@@ -110,6 +113,7 @@ def report_dict(results: Mapping[str, MethodResult], info: RunInfo) -> dict[str,
         entry: dict[str, Any] = {
             "kind": res.kind,
             "source": res.source,
+            **({"amp": info.amp} if res.kind == "model" else {}),
             "lead_minutes": info.lead_minutes,
             "thresholds_mmh": s.thresholds_mmh,
             "n_sequences": s.n_sequences,
@@ -167,7 +171,9 @@ def report_markdown(results: Mapping[str, MethodResult], info: RunInfo) -> str:
         "contingency tables summed over all windows (HKO-7 protocol); event = rain rate ≥ "
         "threshold; pixels outside coverage or in the month's noise mask never count",
         "- methods: " + ", ".join(f"`{n}` ({results[n].kind}: {results[n].source})" for n in names),
-        f"- device: {info.device}",
+        f"- device: {info.device}; networks in "
+        + ("float32" if info.amp == "off" else f"{info.amp} autocast"),
+        "",
     ]
     for n in names:
         if results[n].kind == "model" and results[n].preprocess_differs:

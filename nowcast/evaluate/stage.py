@@ -39,7 +39,9 @@ from nowcast.evaluate.report import (
 )
 from nowcast.forecast import ForecastMethod
 from nowcast.outputs import check_output
-from nowcast.progress import make_progress
+from nowcast.precision import amp_name, resolve_amp
+from nowcast.precision import describe as describe_amp
+from nowcast.progress import info, make_progress
 from nowcast.store import FrameReader, StoreMeta, read_meta, window_starts
 from nowcast.timings import Timings
 from nowcast.units import GrayScale, uint8_to_gray
@@ -155,7 +157,10 @@ def evaluate(
         )
     device = resolve_device(ecfg.device, "evaluate.device")
     paths = [Path(p) for p in checkpoints]
-    loaded = [load_model(p, meta, device) for p in paths]
+    amp = resolve_amp(ecfg.amp, device, "evaluate.amp") if paths else None
+    if paths:
+        info(describe_amp(amp, device, ecfg.amp))
+    loaded = [load_model(p, meta, device, amp) for p in paths]
     labels = method_labels([name for name, _, _ in loaded], paths)
     methods = {
         label: Method("model", str(path), forecast, differing)
@@ -185,6 +190,7 @@ def evaluate(
         n_out=n_out,
         frame_minutes=step,
         device=str(device),
+        amp=amp_name(amp),
         plots=list(PLOTS),
         example=f"example.png: window {example[0]} of the split"
         + (" (the wettest)" if ecfg.example_window is None else ""),

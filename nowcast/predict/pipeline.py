@@ -58,13 +58,14 @@ from nowcast.io.crs import crs_of
 from nowcast.io.frame import jsonable, no_pixels
 from nowcast.io.paths import path_text
 from nowcast.outputs import check_distinct, check_output
+from nowcast.precision import autocast, describe, resolve_amp
 from nowcast.predict.inputs import check_data, check_grid, check_same_grid, select_newest
 from nowcast.predict.pictures import png_paths, render, write_gif, write_pngs
 from nowcast.predict.recipe import Recipe
 from nowcast.predict.writer import write_nowcast
 from nowcast.preprocess.crop import crop_origin
 from nowcast.preprocess.transform import output_coordinates, transform_field
-from nowcast.progress import track, warn
+from nowcast.progress import info, track, warn
 from nowcast.timings import Timings
 from nowcast.units import dbz_to_rate, gray_to_uint8, uint8_to_gray
 
@@ -176,22 +177,27 @@ def prepare(frames: Sequence[Frame], recipe: Recipe, noise_policy: str) -> Prepa
 
 
 def forecast(
-    model: torch.nn.Module, frames_u8: np.ndarray, leads: int, threads: int = 0
+    model: torch.nn.Module,
+    frames_u8: np.ndarray,
+    leads: int,
+    threads: int = 0,
+    amp: torch.dtype | None = None,
 ) -> np.ndarray:
     """(n_in, h, w) uint8 store frames → (leads, h, w) float32 gray levels in [0, 1].
 
     threads: torch CPU threads for the call (0: leave torch's setting); restored after.
+    amp: autocast dtype of the forward pass on the CPU (None: float32).
     """
     inputs = torch.from_numpy(uint8_to_gray(frames_u8))[None, :, None]
     before = torch.get_num_threads()
     if threads:
         torch.set_num_threads(threads)
     try:
-        with torch.inference_mode():
+        with torch.inference_mode(), autocast(inputs.device, amp):
             out = model(inputs, leads)
     finally:
         torch.set_num_threads(before)
-    return out[0, :, 0].numpy()
+    return out[0, :, 0].float().numpy()
 
 
 def nowcast_fields(
@@ -265,7 +271,9 @@ def predict(
     t.add("preprocess", time.perf_counter() - clock)
 
     clock = time.perf_counter()
-    gray = forecast(model, prep.frames, leads, pc.threads)
+    amp = resolve_amp(pc.amp, torch.device("cpu"), "predict.amp")
+    info(describe(amp, torch.device("cpu"), pc.amp))
+    gray = forecast(model, prep.frames, leads, pc.threads, amp)
     t.add("model", time.perf_counter() - clock)
 
     clock = time.perf_counter()

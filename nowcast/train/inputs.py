@@ -96,15 +96,3 @@ def pick_device(name: str, env: DistEnv) -> torch.device:
         )
     torch.cuda.set_device(env.local_rank)
     return torch.device("cuda", env.local_rank)
-
-
-def amp_dtype(amp: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype for ``train.amp`` on ``device`` (None: float32; always on the CPU)."""
-    if device.type != "cuda" or amp == "off":
-        return None
-    if amp == "bf16" and not torch.cuda.is_bf16_supported():
-        from nowcast.progress import warn
-
-        warn("train.amp: this GPU has no bf16; training in fp16 with loss scaling instead")
-        return torch.float16
-    return torch.bfloat16 if amp == "bf16" else torch.float16

@@ -39,7 +39,8 @@ from nowcast.config import Config
 from nowcast.data import worker_context
 from nowcast.forecast import ForecastMethod, persistence
 from nowcast.models import build, scheduled_sampling_mask, teacher_forcing_prob
-from nowcast.progress import make_progress, set_quiet
+from nowcast.precision import amp_name, autocast, describe, resolve_amp
+from nowcast.progress import info, make_progress, set_quiet
 from nowcast.store import StoreMeta
 from nowcast.train import state as train_state
 from nowcast.train.augment import augment_batch, draw_codes
@@ -60,7 +61,7 @@ from nowcast.train.ddp import (
     env_from_os,
     init_process_group,
 )
-from nowcast.train.inputs import TrainInputs, amp_dtype, check_inputs, pick_device
+from nowcast.train.inputs import TrainInputs, check_inputs, pick_device
 from nowcast.train.loss import make_loss
 from nowcast.train.rundir import RunDir
 from nowcast.train.schedule import make_optimizer, make_scheduler
@@ -225,7 +226,7 @@ class Trainer:
         self.steps_per_epoch = self.sampler.num_samples // self.per_rank
         self.total = tc.epochs * self.steps_per_epoch if tc.epochs else tc.steps
         self.scheduler = make_scheduler(self.optimizer, tc, self.total)
-        self.amp = amp_dtype(tc.amp, device)
+        self.amp = resolve_amp(tc.amp, device, "train.amp")  # None: float32
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp == torch.float16)
         self.loss_fn = make_loss(tc.loss, inputs.scale)
         self.step = 0
@@ -271,9 +272,16 @@ class Trainer:
         run = self.run
         resumed = self.guard.last_good_step is not None
         run.start(self.cfg, fresh=not resumed)
+        info(describe(self.amp, self.device, self.tc.amp))
         if resumed:
             dropped = run.rewind(self.step)
-            run.log("resume", self.step, dropped_lines=dropped, world_size=self.env.world)
+            run.log(
+                "resume",
+                self.step,
+                dropped_lines=dropped,
+                world_size=self.env.world,
+                amp=amp_name(self.amp),
+            )
         else:
             run.log(
                 "start",
@@ -285,7 +293,7 @@ class Trainer:
                 world_size=self.env.world,
                 device=str(self.device),
                 threads=torch.get_num_threads(),
-                amp=str(self.amp).removeprefix("torch.") if self.amp else "off",
+                amp=amp_name(self.amp),
                 parameters=sum(p.numel() for p in self.net.parameters()),
                 init_from=str(self.tc.init_from) if self.tc.init_from else None,
             )
@@ -384,7 +392,7 @@ class Trainer:
             inputs, targets, mask = self.augmented(step, inputs, targets, mask)
         tm = self.teacher_mask(step)
         self.model.train()
-        with torch.autocast(self.device.type, dtype=self.amp, enabled=self.amp is not None):
+        with autocast(self.device, self.amp):
             if tm is None:
                 pred = self.model(inputs, self.n_out)
             else:
@@ -410,17 +418,21 @@ class Trainer:
         sums are added over processes; every process then takes rank 0's scores (so all
         decide alike, to the last bit)."""
         self.net.eval()
+
+        def low_precision(inputs: torch.Tensor, n_out: int) -> torch.Tensor:
+            with autocast(self.device, self.amp):  # the forecast only: metrics stay float32
+                return forecast(inputs, n_out)
+
         try:
-            with torch.autocast(self.device.type, dtype=self.amp, enabled=self.amp is not None):
-                scores = score(
-                    forecast,
-                    self.val_loader,
-                    self.n_out,
-                    self.tc.val_thresholds,
-                    self.inputs.scale,
-                    self.device,
-                    combine=all_sum_,
-                )
+            scores = score(
+                low_precision,
+                self.val_loader,
+                self.n_out,
+                self.tc.val_thresholds,
+                self.inputs.scale,
+                self.device,
+                combine=all_sum_,
+            )
         finally:
             self.net.train()
         return broadcast_object(scores)
@@ -473,6 +485,7 @@ class Trainer:
             trainer=self.state_dict(),
             world_size=self.env.world,
             total_steps=self.total,
+            amp=amp_name(self.amp),
         )
 
     def state_dict(self) -> dict[str, Any]:
