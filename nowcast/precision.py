@@ -82,7 +82,7 @@ def amp_name(dtype: torch.dtype | None) -> str:
     return {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(dtype, "off")
 
 
-def describe(dtype: torch.dtype | None, device: torch.device, amp: str) -> str:
+def precision_line(dtype: torch.dtype | None, device: torch.device, amp: str) -> str:
     """One line for the user: what runs, and why (``amp`` as configured)."""
     if dtype is None:
         why = "amp: off" if amp == "off" else f"amp: {amp}; no native bf16 here"

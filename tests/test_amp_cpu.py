@@ -105,7 +105,7 @@ def test_auto_follows_the_cpus_bf16_units():
 
 
 def test_bf16_training_keeps_float32_weights_and_records_the_precision(store, tmp_path):
-    run = train(tiny_config(store, tmp_path / "run", steps=6, val_every=3, amp="bf16"))
+    run = train(tiny_config(store, tmp_path / "run", steps=6, val_every=3, amp="bf16")).run_dir
     assert _events(run, "start")[0]["amp"] == "bf16"
     for name in ("last.pt", "best.pt"):
         ckpt = load_checkpoint(run / "checkpoints" / name)
@@ -117,7 +117,7 @@ def test_bf16_training_keeps_float32_weights_and_records_the_precision(store, tm
     assert len(losses) == 6 and all(np.isfinite(losses))
     assert all(np.isfinite(e["mse"]) for e in _events(run, "val"))
     # float32 training from the same seed takes other (nearby) steps: bf16 was in force
-    ref = train(tiny_config(store, tmp_path / "ref", steps=6, val_every=3, amp="off"))
+    ref = train(tiny_config(store, tmp_path / "ref", steps=6, val_every=3, amp="off")).run_dir
     assert _events(ref, "start")[0]["amp"] == "off"
     assert load_checkpoint(ref / "checkpoints" / "last.pt")["amp"] == "off"
     wa, wb = weights(run / "checkpoints" / "last.pt"), weights(ref / "checkpoints" / "last.pt")
@@ -148,7 +148,7 @@ def test_the_precision_is_printed_once(store, tmp_path):
 
 def test_a_run_switches_precision_on_resume_and_fine_tunes_across(store, tmp_path):
     cfg = tiny_config(store, tmp_path / "run", steps=3, val_every=3, amp="bf16")
-    run = train(cfg)
+    run = train(cfg).run_dir
     more = tiny_config(store, tmp_path / "run", steps=6, val_every=3, amp="off")
     train(more, resume=True)
     assert load_checkpoint(run / "checkpoints" / "last.pt")["amp"] == "off"
@@ -161,7 +161,7 @@ def test_a_run_switches_precision_on_resume_and_fine_tunes_across(store, tmp_pat
         amp="bf16",
         init_from=str(run / "checkpoints" / "last.pt"),
     )
-    assert load_checkpoint(train(tuned) / "checkpoints" / "last.pt")["amp"] == "bf16"
+    assert load_checkpoint(train(tuned).last_checkpoint)["amp"] == "bf16"
 
 
 @pytest.mark.skipif("predrnn" not in REGISTRY, reason="needs PredRNN")
@@ -189,7 +189,7 @@ def _evaluate(store, ckpt, out, amp):
 
 @pytest.mark.parametrize("trained", ["bf16", "off"])
 def test_checkpoints_evaluate_in_either_precision(store, tmp_path, trained):
-    run = train(tiny_config(store, tmp_path / "run", steps=4, val_every=4, amp=trained))
+    run = train(tiny_config(store, tmp_path / "run", steps=4, val_every=4, amp=trained)).run_dir
     ckpt = run / "checkpoints" / "best.pt"
     f32 = _evaluate(store, ckpt, tmp_path / "f32", "off")
     b16 = _evaluate(store, ckpt, tmp_path / "b16", "bf16")

@@ -47,6 +47,7 @@ CHOICES = {
     "train.amp",
     "evaluate.amp",
     "predict.amp",
+    "preprocess.crops",
 }
 #: packages (directories under nowcast/) that must not import the evaluate stage
 BELOW_EVALUATE = ("models", "train", "predict", "preprocess", "io")

@@ -39,8 +39,7 @@ from nowcast.evaluate.report import (
 )
 from nowcast.forecast import ForecastMethod
 from nowcast.outputs import check_output
-from nowcast.precision import amp_name, resolve_amp
-from nowcast.precision import describe as describe_amp
+from nowcast.precision import amp_name, precision_line, resolve_amp
 from nowcast.progress import info, make_progress
 from nowcast.store import FrameReader, StoreMeta, read_meta, window_starts
 from nowcast.timings import Timings
@@ -159,7 +158,7 @@ def evaluate(
     paths = [Path(p) for p in checkpoints]
     amp = resolve_amp(ecfg.amp, device, "evaluate.amp") if paths else None
     if paths:
-        info(describe_amp(amp, device, ecfg.amp))
+        info(precision_line(amp, device, ecfg.amp))
     loaded = [load_model(p, meta, device, amp) for p in paths]
     labels = method_labels([name for name, _, _ in loaded], paths)
     methods = {

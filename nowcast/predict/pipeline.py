@@ -58,7 +58,7 @@ from nowcast.io.crs import crs_of
 from nowcast.io.frame import jsonable, no_pixels
 from nowcast.io.paths import path_text
 from nowcast.outputs import check_distinct, check_output
-from nowcast.precision import autocast, describe, resolve_amp
+from nowcast.precision import autocast, precision_line, resolve_amp
 from nowcast.predict.inputs import check_data, check_grid, check_same_grid, select_newest
 from nowcast.predict.pictures import png_paths, render, write_gif, write_pngs
 from nowcast.predict.recipe import Recipe
@@ -272,7 +272,7 @@ def predict(
 
     clock = time.perf_counter()
     amp = resolve_amp(pc.amp, torch.device("cpu"), "predict.amp")
-    info(describe(amp, torch.device("cpu"), pc.amp))
+    info(precision_line(amp, torch.device("cpu"), pc.amp))
     gray = forecast(model, prep.frames, leads, pc.threads, amp)
     t.add("model", time.perf_counter() - clock)
 

@@ -39,7 +39,7 @@ from nowcast.config import Config
 from nowcast.data import worker_context
 from nowcast.forecast import ForecastMethod, persistence
 from nowcast.models import build, scheduled_sampling_mask, teacher_forcing_prob
-from nowcast.precision import amp_name, autocast, describe, resolve_amp
+from nowcast.precision import amp_name, autocast, precision_line, resolve_amp
 from nowcast.progress import info, make_progress, set_quiet
 from nowcast.store import StoreMeta
 from nowcast.train import state as train_state
@@ -272,7 +272,7 @@ class Trainer:
         run = self.run
         resumed = self.guard.last_good_step is not None
         run.start(self.cfg, fresh=not resumed)
-        info(describe(self.amp, self.device, self.tc.amp))
+        info(precision_line(self.amp, self.device, self.tc.amp))
         if resumed:
             dropped = run.rewind(self.step)
             run.log(
