@@ -39,33 +39,6 @@ def nowcast(*args: str) -> None:
         raise SystemExit(f"amp_skill: `nowcast {args[0]}` failed:\n{proc.stderr}")
 
 
-#: the preprocess keys that decide what a frame means (a shipped model trained on a merged
-#: store also records how its store was assembled, which a one-event store cannot repeat)
-TRANSFORM_KEYS = ("crop", "disk_radius", "size", "z_min", "z_max", "zr", "interval_minutes")
-
-
-def matched_checkpoint(checkpoint: Path, store: Path, out: Path) -> Path:
-    """``checkpoint`` itself when its ``preprocess`` equals the store's; else, when the two
-    agree on every key of TRANSFORM_KEYS, a copy at ``out`` carrying the store's
-    ``preprocess`` (weights, masks and grid unchanged), so that evaluate accepts it."""
-    from nowcast.checkpoint import save_checkpoint
-    from nowcast.store import read_meta
-
-    payload = load_checkpoint(checkpoint)
-    theirs = read_meta(store).preprocess
-    ours = payload["preprocess"]
-    if json.dumps(ours, sort_keys=True, default=str) == json.dumps(
-        theirs, sort_keys=True, default=str
-    ):
-        return checkpoint
-    for key in TRANSFORM_KEYS:
-        a = json.dumps(ours.get(key), sort_keys=True, default=str)
-        b = json.dumps(theirs.get(key), sort_keys=True, default=str)
-        if a != b:
-            raise SystemExit(f"amp_skill: preprocess.{key} differs: {a} (checkpoint), {b} (store)")
-    return save_checkpoint(out, {**payload, "preprocess": theirs})
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", type=Path, default=REPO / "models/convlstm_radar5min.pt")
@@ -85,7 +58,7 @@ def main() -> None:
         for item in sets:
             base += ["--set", item]
         nowcast("preprocess", *base, "--input", str(args.event), "--quiet")
-        ckpt = matched_checkpoint(args.checkpoint, store, work / "model.pt")
+        ckpt = args.checkpoint  # evaluate compares only the keys that give frames their meaning
         csi, seconds = {}, {}
         for amp in ("off", "bf16"):
             t0 = time.perf_counter()
