@@ -8,6 +8,10 @@ A window is ``n_in + n_out`` consecutive valid frames inside one block of one sp
     mask     (H, W)            bool, pixels that count: coverage & ~noise_mask of the month
                                of the window's first frame (StoreMeta.pixel_mask)
 
+Noise-mask (clutter) pixels of that month are 0 (no echo) in ``inputs`` and ``targets``: a
+network never sees clutter as rain, as evaluate's and predict's inputs (the targets' noise
+pixels are outside ``mask``, so the loss and the scores never count them either).
+
 Only the store's metadata (kilobytes) is held; frames are read per item from the netCDF
 file, so the archive is never loaded whole. The dataset pickles without its file handle:
 DataLoader workers open their own. Start them with :func:`worker_context` (forkserver),
@@ -44,6 +48,7 @@ class WindowDataset(Dataset):
         self.month_of = np.array([meta.month_index(meta.times[s]) for s in self.starts], np.int64)
         # one (H, W) mask per calendar month, computed once (M is small)
         self.masks = meta.coverage[None] & ~meta.noise_mask
+        self.noise = np.asarray(meta.noise_mask, dtype=bool)
         self.reader = FrameReader(meta.path, meta.signature)
 
     def __len__(self) -> int:
@@ -52,6 +57,7 @@ class WindowDataset(Dataset):
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         s = int(self.starts[i])
         frames = uint8_to_gray(self.reader.read(s, s + self.n_in + self.n_out))
+        frames[:, self.noise[self.month_of[i]]] = 0.0  # clutter → no echo
         frames = torch.from_numpy(frames).unsqueeze(1)  # (T, 1, H, W)
         mask = self.mask(i)
         return frames[: self.n_in], frames[self.n_in :], torch.from_numpy(mask)

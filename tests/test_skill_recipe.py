@@ -1,0 +1,199 @@
+"""Fair inputs and the prior: clutter (the noise mask) is no echo in every method's inputs
+(evaluate, training windows, predict), and a network held to its extrapolation prior."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import xarray as xr
+
+from nowcast.config import load_config
+from nowcast.data import WindowDataset
+from nowcast.evaluate.baselines import build_baselines
+from nowcast.evaluate.methods import ModelMethod
+from nowcast.evaluate.stage import Method, _score, frame_minutes
+from nowcast.models import build
+from nowcast.predict import predict
+from nowcast.store import FrameReader, StoreWriter, read_meta, window_starts
+from nowcast.timings import Timings
+from nowcast.units import GrayScale, dbz_to_gray, gray_to_uint8
+from tests.predict_support import blob, config, make_checkpoint, write_frames
+
+N_IN, N_OUT = 3, 4
+SIZE = 32
+PRE = {"z_min": -10.0, "z_max": 60.0, "zr": {"a": 200.0, "b": 1.6}, "source": "test discs"}
+
+
+def _disc(cy: float, cx: float, r: float) -> np.ndarray:
+    yy, xx = np.mgrid[0:SIZE, 0:SIZE]
+    return (yy - cy) ** 2 + (xx - cx) ** 2 <= r**2
+
+
+#: static clutter discs: the June one is flagged in June's noise mask, the July one in July's
+JUNE_DISC, JULY_DISC = _disc(7, 7, 3.5), _disc(24, 7, 3.5)
+
+
+def _frames(n: int) -> np.ndarray:
+    """``n`` frames (dBZ): a rain cell moving right by 1 px a frame in the upper right
+    quarter, and both clutter discs at 50 dBZ in every frame."""
+    yy, xx = np.mgrid[0:SIZE, 0:SIZE].astype(np.float64)
+    dbz = np.full((n, SIZE, SIZE), -32.0)
+    for t in range(n):
+        cell = 45.0 - 3.0 * ((yy - 8.0) ** 2 + (xx - 18.0 - t) ** 2)
+        dbz[t] = np.where(cell > 0, cell, -32.0)
+    dbz[:, JUNE_DISC | JULY_DISC] = 50.0
+    return dbz
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    """A test split of 2 blocks of 10 frames, 6 minutes apart, across 30 June / 1 July."""
+    path = tmp_path_factory.mktemp("clutter") / "store.nc"
+    n, block_len = 20, 10
+    times = np.datetime64("2024-06-30T23:00", "s") + np.arange(n) * np.timedelta64(6, "m")
+    x = (np.arange(SIZE) - SIZE / 2 + 0.5) * 1000.0
+    noise = np.stack([JUNE_DISC, JULY_DISC])
+    gm = {"grid_mapping_name": "azimuthal_equidistant", "latitude_of_projection_origin": 47.0}
+    gm["longitude_of_projection_origin"] = 8.0
+    with StoreWriter(path, times, x, -x, gm, PRE) as wr:
+        wr.write_frames(0, gray_to_uint8(dbz_to_gray(_frames(n), PRE["z_min"], PRE["z_max"])))
+        return wr.finish(
+            np.ones(n, bool),
+            np.repeat(np.arange(2, dtype=np.int32), block_len),
+            np.full(n, 2, np.int8),  # every frame: test
+            ["2024-06", "2024-07"],
+            noise,
+            np.ones((SIZE, SIZE), bool),
+        )
+
+
+class Recorded:
+    """A forecast method that keeps every batch it was handed and what it returned."""
+
+    def __init__(self, forecast):
+        self.forecast = forecast
+        self.calls: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+    def __call__(self, inputs: torch.Tensor, n_out: int) -> torch.Tensor:
+        out = self.forecast(inputs, n_out)
+        self.calls.append((inputs.clone(), out.clone()))
+        return out
+
+
+def _prior_network():
+    """An untrained ConvLSTM on top of LK extrapolation (its head is zero: the prior)."""
+    cfg = load_config(
+        None,
+        [
+            f"data.n_in={N_IN}",
+            "model.layers=1",
+            "model.hidden=4",
+            "model.kernel=3",
+            "model.patch=4",
+            "model.residual=true",
+            "model.advection=true",
+        ],
+    )
+    torch.manual_seed(0)
+    return build("convlstm", cfg.model).eval()
+
+
+def _scored_inputs(store):
+    """Run evaluate's window loop with persistence, LK extrapolation and a prior-equivalent
+    network, each recorded; returns (meta, starts, {name: Recorded})."""
+    meta = read_meta(store)
+    cfg = load_config(None, [f"data.n_in={N_IN}", f"data.n_out={N_OUT}", "evaluate.batch_size=5"])
+    starts = window_starts(meta, "test", N_IN + N_OUT)
+    forecasts = {**build_baselines(["persistence", "extrapolation"], 3)}
+    forecasts["network"] = ModelMethod(_prior_network())
+    methods = {name: Method("baseline", name, Recorded(f)) for name, f in forecasts.items()}
+    scale = GrayScale.from_preprocess(meta.preprocess, str(meta.path), cfg.zr.model_dump())
+    _score(meta, starts, methods, scale, cfg, torch.device("cpu"), frame_minutes(meta), Timings())
+    return meta, starts, {name: m.forecast for name, m in methods.items()}
+
+
+def test_every_methods_inputs_have_the_windows_noise_mask_as_no_echo(store):
+    meta, starts, recorded = _scored_inputs(store)
+    reader = FrameReader(store)
+    try:
+        raw = reader.read(0, meta.times.size).astype(np.float32) / 255.0
+    finally:
+        reader.close()
+    months = [meta.month_index(meta.times[s]) for s in starts]
+    assert set(months) == {0, 1}  # windows of both months
+    for name, rec in recorded.items():
+        got = torch.cat([inputs for inputs, _ in rec.calls])[:, :, 0].numpy()
+        assert got.shape[0] == starts.size, name
+        for i, (s, m) in enumerate(zip(starts, months)):
+            noise = meta.noise_mask[m]
+            expected = np.where(noise, 0.0, raw[s : s + N_IN])
+            np.testing.assert_array_equal(got[i], expected, err_msg=f"{name} window {i}")
+            # the other month's disc is not clutter in this window: it stays as stored
+            other = meta.noise_mask[1 - m]
+            assert got[i][:, other].min() > 0.8, (name, i)
+
+
+def test_no_method_forecasts_the_clutter_disc(store):
+    """Persistence, LK extrapolation and the network on top of it forecast no echo where
+    the window's clutter disc is: nothing was there to advect."""
+    meta, starts, recorded = _scored_inputs(store)
+    months = [meta.month_index(meta.times[s]) for s in starts]
+    for name, rec in recorded.items():
+        out = torch.cat([o for _, o in rec.calls])[:, :, 0].numpy()
+        assert out.shape == (starts.size, N_OUT, SIZE, SIZE)
+        for i, m in enumerate(months):
+            disc = meta.noise_mask[m]
+            assert out[i][:, disc].max() < 0.05, (name, i, out[i][:, disc].max())
+            assert out[i].max() > 0.5, (name, i)  # the rain cell is still forecast
+    # the network with a zero head is its prior, the extrapolation, exactly
+    ext = torch.cat([o for _, o in recorded["extrapolation"].calls])
+    net = torch.cat([o for _, o in recorded["network"].calls])
+    torch.testing.assert_close(net, ext, rtol=0, atol=0)
+
+
+def test_training_windows_have_the_noise_mask_of_their_month_as_no_echo(store):
+    meta = read_meta(store)
+    ds = WindowDataset(meta, "test", N_IN, N_OUT)
+    reader = FrameReader(store)
+    try:
+        raw = reader.read(0, meta.times.size).astype(np.float32) / 255.0
+    finally:
+        reader.close()
+    seen = set()
+    for i in range(len(ds)):
+        x, y, mask = ds[i]
+        s, m = int(ds.starts[i]), meta.month_index(ds.time(i))
+        seen.add(m)
+        window = np.where(meta.noise_mask[m], 0.0, raw[s : s + N_IN + N_OUT])
+        np.testing.assert_array_equal(x[:, 0].numpy(), window[:N_IN])
+        np.testing.assert_array_equal(y[:, 0].numpy(), window[N_IN:])
+        np.testing.assert_array_equal(mask.numpy(), ~meta.noise_mask[m])
+    assert seen == {0, 1}
+
+
+def test_predict_inputs_have_the_noise_mask_as_no_echo(tmp_path):
+    """A bright disc inside the checkpoint's noise mask changes nothing in the nowcast: the
+    network reads those cells as no echo (it would otherwise spread into the neighbours)."""
+
+    def with_clutter(k: int) -> np.ndarray:
+        dbz = blob(k)
+        yy, xx = np.mgrid[0 : dbz.shape[0], 0 : dbz.shape[1]]
+        dbz[(yy - 60) ** 2 + (xx - 60) ** 2 <= 16] = 55.0
+        return dbz
+
+    minutes = [0, 6, 12]
+    clean = write_frames(tmp_path / "clean", minutes)
+    cluttered = write_frames(tmp_path / "clutter", minutes, field=with_clutter)
+    noise = np.zeros((1, 100, 100), bool)
+    noise[0, 5:22, 5:22] = True  # every cell the disc reaches after the crop and disk filter
+    ckpt = make_checkpoint(tmp_path / "c.pt", clean[0], noise=noise, months=["2024-07"])
+    free = make_checkpoint(tmp_path / "f.pt", clean[0], months=["2024-07"])
+    a = predict(config(), ckpt, clean, tmp_path / "a.nc")
+    b = predict(config(), ckpt, cluttered, tmp_path / "b.nc")
+    c = predict(config(), free, cluttered, tmp_path / "c.nc")  # no noise mask: the disc is rain
+    with xr.open_dataset(a) as da, xr.open_dataset(b) as db, xr.open_dataset(c) as dc:
+        ra, rb, rc = (d.reflectivity.values for d in (da, db, dc))
+    np.testing.assert_array_equal(ra, rb)
+    outside = ~noise[0]
+    assert not np.array_equal(rc[:, outside], ra[:, outside])  # where the disc would leak
