@@ -81,22 +81,17 @@ class Recorded:
         return out
 
 
+def _network_config(*sets: str):
+    """A tiny ConvLSTM on top of LK extrapolation with a residual head, plus ``sets``."""
+    tiny = ["model.layers=1", "model.hidden=4", "model.kernel=3", "model.patch=4"]
+    on_prior = ["model.residual=true", "model.advection=true"]
+    return load_config(None, [f"data.n_in={N_IN}", *tiny, *on_prior, *sets]).model
+
+
 def _prior_network():
     """An untrained ConvLSTM on top of LK extrapolation (its head is zero: the prior)."""
-    cfg = load_config(
-        None,
-        [
-            f"data.n_in={N_IN}",
-            "model.layers=1",
-            "model.hidden=4",
-            "model.kernel=3",
-            "model.patch=4",
-            "model.residual=true",
-            "model.advection=true",
-        ],
-    )
     torch.manual_seed(0)
-    return build("convlstm", cfg.model).eval()
+    return build("convlstm", _network_config()).eval()
 
 
 def _scored_inputs(store):
@@ -197,3 +192,67 @@ def test_predict_inputs_have_the_noise_mask_as_no_echo(tmp_path):
     np.testing.assert_array_equal(ra, rb)
     outside = ~noise[0]
     assert not np.array_equal(rc[:, outside], ra[:, outside])  # where the disc would leak
+
+
+# ---------------------------------------------------------------- model.correction_scale
+def _perturbed(scale) -> torch.nn.Module:
+    """The prior network with ``model.correction_scale = scale`` and a non-zero head (as
+    after training): its change to the extrapolation is not zero."""
+    torch.manual_seed(0)
+    model = build("convlstm", _network_config(f"model.correction_scale={scale}")).eval()
+    with torch.no_grad():
+        model.head.weight.normal_(0.0, 0.3)
+        model.head.bias.fill_(0.05)
+    return model
+
+
+def _moving_cells() -> torch.Tensor:
+    """(2, N_IN, 1, 32, 32) gray: the store's rain cell, moving, without clutter."""
+    dbz = _frames(N_IN)
+    dbz[:, JUNE_DISC | JULY_DISC] = -32.0
+    gray = torch.from_numpy(dbz_to_gray(dbz, PRE["z_min"], PRE["z_max"]).astype(np.float32))
+    return torch.stack([gray, gray.flip(-1)])[:, :, None]
+
+
+def test_zero_correction_scale_forecasts_exactly_the_prior_whatever_the_weights():
+    x = _moving_cells()
+    prior = build_baselines(["extrapolation"], 3)["extrapolation"](x, N_OUT).clamp(0, 1)
+    with torch.no_grad():
+        full = _perturbed(1.0)(x, N_OUT)
+        zero = _perturbed(0.0)(x, N_OUT)
+        per_lead = _perturbed([0.0, 1.0, 0.0])(x, N_OUT)  # lead 4 takes the last entry
+    assert (full - prior).abs().max() > 0.05  # the head changes the forecast
+    assert torch.equal(zero, prior)
+    assert torch.equal(per_lead[:, [0, 2, 3]], prior[:, [0, 2, 3]])
+    assert torch.equal(per_lead[:, 1], full[:, 1])
+    with torch.no_grad():
+        half = _perturbed(0.5)(x, N_OUT)
+    # half the change, where nothing is clamped: between the prior and the full change
+    inside = (full > 0) & (full < 1) & (half > 0) & (half < 1) & (prior > 0) & (prior < 1)
+    torch.testing.assert_close(half[inside], ((full + prior) / 2)[inside], atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize(
+    ("sets", "key"),
+    [
+        (["model.correction_scale=[1.5]"], "model.correction_scale"),
+        (["model.correction_scale=[]"], "model.correction_scale"),
+        (["model.correction_scale=0.5"], "model.correction_scale"),  # without advection
+        (["model.advection=true", "model.correction_scale=0.5"], "model.correction_scale"),
+    ],
+)
+def test_bad_correction_scale_is_a_one_line_error_naming_the_key(tmp_path, sets, key):
+    from typer.testing import CliRunner
+
+    from nowcast.cli import app
+    from tests.cli_support import assert_one_line_error, checksums
+
+    store = tmp_path / "store.nc"
+    store.write_bytes(b"")  # never read: the model is checked first
+    before = checksums(tmp_path)
+    args = ["train", "--set", f"data.store={store}", "--set", f"train.out_dir={tmp_path / 'run'}"]
+    for item in sets:
+        args += ["--set", item]
+    result = CliRunner().invoke(app, args)
+    assert_one_line_error(result, key)
+    assert checksums(tmp_path) == before and not (tmp_path / "run").exists()
