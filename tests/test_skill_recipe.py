@@ -256,3 +256,69 @@ def test_bad_correction_scale_is_a_one_line_error_naming_the_key(tmp_path, sets,
     result = CliRunner().invoke(app, args)
     assert_one_line_error(result, key)
     assert checksums(tmp_path) == before and not (tmp_path / "run").exists()
+
+
+# ---------------------------------------------------------------- the recipe's choice
+def _recipe():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "train_shipped.py"
+    spec = importlib.util.spec_from_file_location("train_shipped", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _entry(csi_by_lead: list[tuple[float, float]], n: int = 100) -> dict:
+    """A report entry with thresholds (1, 2) mm/h whose counts give the CSIs wanted per
+    lead: ``n`` events, hits = round(csi · n), the rest misses."""
+    hits = [[round(c * n) for c in lead] for lead in csi_by_lead]
+    return {
+        "thresholds_mmh": [1.0, 2.0],
+        "lead_minutes": [5.0 * (k + 1) for k in range(len(csi_by_lead))],
+        "n_sequences": 3,
+        "csi": [[h / n for h in lead] for lead in hits],
+        "hits": hits,
+        "misses": [[n - h for h in lead] for lead in hits],
+        "false_alarms": [[0, 0] for _ in hits],
+        "correct_negatives": [[0, 0] for _ in hits],
+    }
+
+
+def test_scales_are_chosen_on_the_training_folds_within_the_tolerance():
+    """Two leads; on fold a the full change wins at lead 1 and loses 0.05 at lead 2; the
+    held-out fold c (where scale 1 would win everywhere) must not change the choice."""
+    recipe = _recipe()
+    prior = [(0.50, 0.40), (0.40, 0.30)]
+
+    def fold(by_scale):
+        rep = {f"scale={s:g}": _entry(by_scale(s)) for s in recipe.SCALES}
+        for name in (recipe.PRIOR, recipe.LK, recipe.PERSISTENCE):
+            rep[name] = _entry(prior)
+        return rep
+
+    def a(s):  # lead 1 gains with the scale; lead 2 loses 0.2 per unit of scale
+        return [(0.50 + 0.1 * s, 0.40 + 0.1 * s), (0.40 - 0.2 * s, 0.30)]
+
+    def b(s):  # a small gain at both leads
+        return [(0.50 + 0.02 * s, 0.40), (0.40 + 0.02 * s, 0.30)]
+
+    def c(s):
+        return [(0.50 + 0.3 * s, 0.40 + 0.3 * s), (0.40 + 0.3 * s, 0.30 + 0.3 * s)]
+
+    reports = {"a": fold(a), "b": fold(b), "c": fold(c)}
+    # lead 1: scale 1 is best and allowed; lead 2: a loses 0.05 at 0.25 (> 0.01): only 0
+    assert recipe.choose_scales(reports, ["a", "b"], 2) == [1.0, 0.0]
+    tables = recipe.fold_tables(reports)
+    assert tables["folds"]["c"]["scales"] == [1.0, 0.0]
+    # the held-out fold's model row is the report's entry at the chosen scale of each lead
+    model = tables["folds"]["c"]["methods"]["model"]["1"]["csi"]
+    assert model == pytest.approx([0.80, 0.40])
+    # fold a held out: b and c choose scale 1 at lead 2, where a loses 0.2 to its prior
+    assert tables["folds"]["a"]["scales"][1] == 1.0
+    goal = tables["goals"]["never_worse_than_prior"]
+    assert goal["met"] is False and goal["worst_margin"] == pytest.approx(-0.2)
+    assert goal["worst_at"] == {"held_out": "a", "threshold_mmh": 1.0, "lead_min": 10.0}
+    md = recipe.folds_markdown(tables)
+    assert "**Held out: c**" in md and "Pooled" in md
