@@ -108,6 +108,13 @@ class StoreMeta:
         stack = t.coverage[:, None] & ~t.noise_mask  # (N, M, H, W)
         return stack.reshape(-1, *self.shape)
 
+    def noise_stack(self) -> np.ndarray:
+        """The noise (clutter) masks, (K, H, W) bool, in the order of :meth:`mask_stack`:
+        ``noise_mask[m]`` for each month m, or for each tile and month of a tiled store."""
+        if self.tiles is None:
+            return np.asarray(self.noise_mask, dtype=bool)
+        return np.asarray(self.tiles.noise_mask, dtype=bool).reshape(-1, *self.shape)
+
     def mask_index(self, starts: np.ndarray) -> np.ndarray:
         """Index into :meth:`mask_stack` of the window starting at each of ``starts`` (T
         indices): the month of its first frame (and its tile), (n,) int64."""

@@ -1,21 +1,32 @@
 """The whole recipe of the shipped model ``models/convlstm_radar5min.pt`` (see models/README.md).
 
-    python scripts/train_shipped.py [--radar ../shared/data/radar] [--folds]
+    python scripts/train_shipped.py [--radar ../shared/data/radar]
 
-1. Real 5-minute events, each preprocessed alone (its ``configs/data/<name>.yaml`` with one
-   whole-day block and the Marshall–Palmer Z–R): FMI and MeteoSwiss for training, RMI
-   (ODIM_H5) held out as the test split; one synthetic day as the val split (monitoring
-   only). Merged into one store (``nowcast.preprocess.merge``).
-2. Training (``configs/shipped/train.yaml``): a ConvLSTM on top of pysteps extrapolation
-   (``model.advection``); the last checkpoint is exported without its optimiser state.
-3. ``nowcast evaluate`` on the held-out test split against persistence and pysteps
-   extrapolation; report.json / report.md / plots copied to ``models/eval/``.
-   ``--folds`` repeats the training with FMI, then MeteoSwiss held out (RMI then trains),
-   and scores each on its held-out event (how much the scores depend on the event).
+Leave-one-radar-out over the three real 5-minute events (FMI, MeteoSwiss, RMI; the native
+FMI PGM and MeteoSwiss GIF copies are the same frames and are not read again):
+
+1. Each event preprocessed alone (its ``configs/data/<name>.yaml`` with one whole-day
+   block and the Marshall–Palmer Z–R); for each held-out event, a store with it as the
+   test split, the two others as train and one synthetic day as val (monitoring only).
+2. For each fold, training (``configs/shipped/train.yaml``: a ConvLSTM on top of pysteps
+   Proesmans extrapolation) on the two other events.
+3. For each fold, ``nowcast evaluate`` on the held-out event of the last checkpoint at
+   every ``model.correction_scale`` of :data:`SCALES` (0 = the extrapolation prior
+   exactly), persistence, pysteps LK and Proesmans extrapolation.
+4. The scale of each lead for the model of held-out event E is chosen on the two other
+   folds only (:func:`choose_scales`); E's scores at that scale are its held-out scores.
+5. The shipped model is the RMI fold's network (trained on FMI and MeteoSwiss) with the
+   scales chosen on the FMI and MeteoSwiss folds if the recipe, judged on all three
+   held-out events, is never worse than its prior and ahead of it pooled; otherwise with
+   scale 0 at every lead, the prior exactly (:func:`shipped_scales`). Exported in the safe
+   checkpoint format.
+6. ``models/eval/folds.json`` (every method, fold, lead and threshold, with the contingency
+   counts) and ``models/eval/folds.md`` (the card's tables), plus the RMI fold's full
+   report (report.json, report.md, plots) in ``models/eval/``.
 
 Every step whose output exists is skipped (an interrupted training run is resumed), so a
-second call only redoes what is missing. Wall-clock seconds of each step go to
-``runs/shipped/timings.json``. Run it from the repository root.
+second call only redoes what is missing. Training is deterministic on the CPU. Wall-clock
+seconds of each step go to ``runs/shipped/timings.json``. Run it from the repository root.
 """
 
 from __future__ import annotations
@@ -42,14 +53,23 @@ CONFIG = Path("configs/shipped/train.yaml")
 SHIPPED = Path("models/convlstm_radar5min.pt")
 EVAL_COPY = Path("models/eval")
 
-#: real 5-minute events: (folder under --radar, data config, split of the whole event)
+#: real 5-minute events: (folder under --radar, data config)
 EVENTS = {
-    "fmi": ("fmi_20160928_5min", "configs/data/fmi.yaml", "train"),
-    "mch": ("mch_20150515_5min", "configs/data/mch.yaml", "train"),
-    "rmi": ("rmi_20210704_5min_odim", "configs/data/rmi.yaml", "test"),
+    "fmi": ("fmi_20160928_5min", "configs/data/fmi.yaml"),
+    "mch": ("mch_20150515_5min", "configs/data/mch.yaml"),
+    "rmi": ("rmi_20210704_5min_odim", "configs/data/rmi.yaml"),
 }
+#: the shipped network's held-out event (its fold's training events: the two others)
+SHIPPED_FOLD = "rmi"
 #: split_ratio that puts a one-block day wholly in a split
 RATIO = {"train": [1, 0, 0], "val": [0, 1, 0], "test": [0, 0, 1]}
+#: model.correction_scale values scored on every fold (0: the prior; 1: the whole change)
+SCALES = (0.0, 0.25, 0.5, 0.75, 1.0)
+#: the thresholds [mm/h] of the goals, and how far below its prior the model may score
+GOAL_THRESHOLDS = (1.0, 2.0)
+TOLERANCE = 0.01
+#: the report names of the reference methods
+PRIOR, LK, PERSISTENCE = "extrapolation_proesmans", "extrapolation", "persistence"
 timings: dict[str, float] = {}
 
 
@@ -101,11 +121,15 @@ def train_stage(cfg: Config) -> None:
     print(train_summary(train(cfg, resume=resume)))
 
 
-def export(run_last: Path, out: Path) -> None:
-    """The training checkpoint without what only a resume needs (optimiser, RNG, …)."""
+def export(run_last: Path, out: Path, scales: list[float]) -> None:
+    """The training checkpoint without what only a resume needs (optimiser, RNG, …), with
+    ``model.correction_scale = scales``, in the safe checkpoint format."""
     ckpt = load_checkpoint(run_last)
     keep = {k: ckpt[k] for k in (*REQUIRED_KEYS, "step", "version", "git_commit") if k in ckpt}
     keep.pop("format")
+    config = json.loads(json.dumps(keep["config"]))
+    config["model"]["correction_scale"] = [float(s) for s in scales]
+    keep["config"] = config
     out.parent.mkdir(parents=True, exist_ok=True)
     save_checkpoint(out, keep)
 
@@ -113,16 +137,10 @@ def export(run_last: Path, out: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--radar", type=Path, default=REPO.parent / "shared" / "data" / "radar")
-    parser.add_argument(
-        "--folds",
-        action="store_true",
-        help="also train and score with FMI, then MeteoSwiss held out instead of RMI",
-    )
     args = parser.parse_args()
     WORK.mkdir(parents=True, exist_ok=True)
     t_all = time.perf_counter()
 
-    # 1. the store: each real event alone, merged with a synthetic val day
     cfg = load_config(CONFIG)
     sets = common_sets(cfg)
     val_store = WORK / "synth_val_store.nc"
@@ -133,39 +151,297 @@ def main() -> None:
     )
     step("synth val archive", val_cfg.synth.out, lambda: synthesize(val_cfg.synth))
     step("synth val store", val_store, lambda: preprocess(val_cfg))
-    roles = {name: split for name, (_, _, split) in EVENTS.items()}
-    real_store(args.radar, roles, WORK, val_store, cfg.data.store, sets)
 
-    # 2. training, export
-    step("train", cfg.train.out_dir / "DONE", lambda: train_stage(cfg))
-    _mark_done(cfg)
-    step("export", SHIPPED, lambda: export(cfg.train.out_dir / "checkpoints" / "last.pt", SHIPPED))
+    reports = {held_out: fold(args.radar, held_out, cfg, val_store, sets) for held_out in EVENTS}
+    folds = fold_tables(reports)
+    chosen = shipped_scales(folds)
+    # always written (the tracked file is the result of the folds, not a step to skip)
+    export(fold_dir(cfg, SHIPPED_FOLD) / "checkpoints" / "last.pt", SHIPPED, chosen)
+    EVAL_COPY.mkdir(parents=True, exist_ok=True)
+    (EVAL_COPY / "folds.json").write_text(json.dumps(folds, indent=1) + "\n")
+    (EVAL_COPY / "folds.md").write_text(folds_markdown(folds))
+    report = fold_report_dir(SHIPPED_FOLD)
+    for name in ("report.json", "report.md", "csi_vs_lead.png", "errors_vs_lead.png"):
+        shutil.copyfile(report / name, EVAL_COPY / name)
+    shutil.copyfile(report / "example.png", EVAL_COPY / "example.png")
+    for old in EVAL_COPY.glob("report_fold_*.json"):
+        old.unlink()
+    _write_timings(round(time.perf_counter() - t_all, 1))
+    print(folds_markdown(folds))
+    print(f"shipped: {SHIPPED} ({SHIPPED.stat().st_size / 1e6:.2f} MB); scores in {EVAL_COPY}")
 
-    # 3. held-out scores
+
+def shipped_scales(folds: dict[str, Any]) -> list[float]:
+    """The shipped network's ``model.correction_scale``: the scales chosen on its training
+    folds when the recipe, judged on every held-out event, is never worse than its prior
+    (goal 1) and ahead of it pooled; otherwise 0 at every lead (the prior exactly). The
+    choice and its reason are added to ``folds`` under ``shipped``."""
+    g = folds["goals"]
+    pooled = g["beats_best_extrapolation_pooled"]
+    sound = (
+        g["never_worse_than_prior"]["met"]
+        and pooled["model"] > pooled["prior (Proesmans extrapolation)"]
+    )
+    chosen = folds["folds"][SHIPPED_FOLD]["scales"]
+    scales = chosen if sound else [0.0] * len(chosen)
+    folds["shipped"] = {
+        "network": f"the {SHIPPED_FOLD} fold's (trained on the other events)",
+        "scales": scales,
+        "reason": "the recipe is never worse than its prior and ahead of it pooled"
+        if sound
+        else "the recipe is worse than its prior on a held-out event or not ahead of it "
+        "pooled: the prior-equivalent network (scale 0 at every lead) is shipped",
+    }
+    return scales
+
+
+def fold_dir(cfg: Config, held_out: str) -> Path:
+    """The training folder of the fold holding ``held_out`` out (the shipped network's fold
+    trains in the config's own ``train.out_dir``)."""
+    return cfg.train.out_dir if held_out == SHIPPED_FOLD else WORK / f"fold_{held_out}" / "train"
+
+
+def fold_report_dir(held_out: str) -> Path:
+    return WORK / f"fold_{held_out}" / "evaluation"
+
+
+def fold(radar: Path, held_out: str, cfg: Config, val_store: Path, sets: list[str]) -> dict:
+    """Train with ``held_out`` as the test split and the other events as train; score the
+    last checkpoint at every scale of :data:`SCALES` and the baselines on the held-out
+    event. Returns the report.json contents, the model's entries keyed ``scale=<s>``."""
     from nowcast.cli import print_evaluation
     from nowcast.evaluate import evaluate
 
-    report = Path(cfg.evaluate.out)
-    step(
-        "evaluate",
-        report / "report.json",
-        lambda: print_evaluation(evaluate(cfg, [SHIPPED]), quiet=False),
+    roles = {name: "test" if name == held_out else "train" for name in EVENTS}
+    # the shipped fold keeps its per-event stores in runs/shipped (scripts/motion_study.py)
+    folder = WORK if held_out == SHIPPED_FOLD else WORK / f"fold_{held_out}"
+    store_path = cfg.data.store if held_out == SHIPPED_FOLD else folder / "real_store.nc"
+    store = real_store(radar, roles, folder, val_store, Path(store_path), sets)
+    train_dir = fold_dir(cfg, held_out)
+    cfg = cfg.model_copy(
+        update={
+            "data": cfg.data.model_copy(update={"store": store}),
+            "train": cfg.train.model_copy(update={"out_dir": train_dir}),
+        }
     )
-    EVAL_COPY.mkdir(parents=True, exist_ok=True)
-    for name in (
-        "report.json",
-        "report.md",
-        "csi_vs_lead.png",
-        "errors_vs_lead.png",
-        "example.png",
-    ):
-        shutil.copyfile(report / name, EVAL_COPY / name)
-    if args.folds:
-        for held_out in ("fmi", "mch"):
-            _fold(args.radar, held_out, cfg, val_store, sets)
-    _write_timings(round(time.perf_counter() - t_all, 1))
-    print(card_tables(EVAL_COPY))
-    print(f"shipped: {SHIPPED} ({SHIPPED.stat().st_size / 1e6:.2f} MB); scores in {EVAL_COPY}")
+    step(f"fold {held_out}: train", train_dir / "DONE", lambda: train_stage(cfg))
+    _mark_done(cfg)
+    last = train_dir / "checkpoints" / "last.pt"
+    scaled = {s: WORK / f"fold_{held_out}" / "scaled" / f"scale_{s:.2f}.pt" for s in SCALES}
+    for s, path in scaled.items():
+        step(f"fold {held_out}: scale {s:g}", path, lambda s=s, p=path: export(last, p, [s]))
+    report = fold_report_dir(held_out)
+    step(
+        f"fold {held_out}: evaluate",
+        report / "report.json",
+        lambda: print_evaluation(evaluate(cfg, list(scaled.values()), out=report), quiet=True),
+    )
+    raw = json.loads((report / "report.json").read_text())
+    by_source = {str(path): f"scale={s:g}" for s, path in scaled.items()}
+    return {by_source.get(r.get("source", ""), name): r for name, r in raw.items()}
+
+
+def _csi(r: dict, lead: int, j: int) -> float | None:
+    """CSI of report entry ``r`` at lead index ``lead``, threshold index ``j``."""
+    return r["csi"][lead][j]
+
+
+def _pooled_csi(entries: list[dict], lead: int | None, j: int) -> float | None:
+    """CSI of the contingency counts summed over ``entries`` (over every lead when ``lead``
+    is None); None when nothing was observed nor forecast."""
+    leads = range(len(entries[0]["hits"])) if lead is None else [lead]
+    h = sum(e["hits"][i][j] for e in entries for i in leads)
+    m = sum(e["misses"][i][j] for e in entries for i in leads)
+    f = sum(e["false_alarms"][i][j] for e in entries for i in leads)
+    return h / (h + m + f) if h + m + f else None
+
+
+def choose_scales(reports: dict[str, dict], training_folds: list[str], n_out: int) -> list[float]:
+    """Per lead, the scale of :data:`SCALES` for a model whose held-out event is in none of
+    ``training_folds``: among the scales at which, on every fold of ``training_folds`` and
+    at every threshold of :data:`GOAL_THRESHOLDS`, the model's CSI is at least its prior's
+    minus :data:`TOLERANCE` (undefined CSIs skipped; scale 0 is the prior, always allowed),
+    the one with the highest CSI of the counts pooled over those folds, summed over the
+    thresholds (the smaller scale on a tie)."""
+    chosen = []
+    for k in range(n_out):
+        best = (-1.0, 0.0)
+        for s in SCALES:
+            name = f"scale={s:g}"
+            ok = True
+            for f in training_folds:
+                rep = reports[f]
+                for t in GOAL_THRESHOLDS:
+                    j = rep[PRIOR]["thresholds_mmh"].index(t)
+                    a, b = _csi(rep[name], k, j), _csi(rep[PRIOR], k, j)
+                    if a is not None and b is not None and a < b - TOLERANCE:
+                        ok = False
+            if not ok:
+                continue
+            score = 0.0
+            for t in GOAL_THRESHOLDS:
+                j = reports[training_folds[0]][PRIOR]["thresholds_mmh"].index(t)
+                value = _pooled_csi([reports[f][name] for f in training_folds], k, j)
+                score += value or 0.0
+            if score > best[0] + 1e-12:
+                best = (score, s)
+        chosen.append(best[1])
+    return chosen
+
+
+def fold_tables(reports: dict[str, dict]) -> dict[str, Any]:
+    """Everything the card reports, from the folds' reports: for each held-out event the
+    chosen scales and, per method, CSI per lead at each goal threshold with the counts;
+    the pooled table over the held-out events; the goals with their numbers."""
+    any_rep = next(iter(reports.values()))
+    n_out = len(any_rep[PRIOR]["lead_minutes"])
+    leads = any_rep[PRIOR]["lead_minutes"]
+    thresholds = any_rep[PRIOR]["thresholds_mmh"]
+    js = {t: thresholds.index(t) for t in GOAL_THRESHOLDS}
+    keys = ("hits", "misses", "false_alarms", "correct_negatives")
+    out: dict[str, Any] = {
+        "lead_minutes": leads,
+        "thresholds_mmh": list(GOAL_THRESHOLDS),
+        "scales_scored": list(SCALES),
+        "tolerance": TOLERANCE,
+        "folds": {},
+    }
+    methods: dict[str, dict[str, dict]] = {}
+    for held_out, rep in reports.items():
+        others = [e for e in reports if e != held_out]
+        scales = choose_scales(reports, others, n_out)
+        # the model at its chosen scales: lead k from the report entry of scale s_k
+        model = {key: [] for key in keys}
+        model["csi"] = []
+        for k, s in enumerate(scales):
+            entry = rep[f"scale={s:g}"]
+            for key in (*keys, "csi"):
+                model[key].append(entry[key][k])
+        entries = {
+            "model": model,
+            "model, scale 1": rep["scale=1"],
+            "prior (Proesmans extrapolation)": rep[PRIOR],
+            "LK extrapolation": rep[LK],
+            "persistence": rep[PERSISTENCE],
+        }
+        fold_out: dict[str, Any] = {
+            "held_out": held_out,
+            "trained_on": others,
+            "windows": rep[PRIOR]["n_sequences"],
+            "scales": scales,
+            "methods": {},
+        }
+        for name, e in entries.items():
+            methods.setdefault(name, {})[held_out] = e
+            fold_out["methods"][name] = {
+                f"{t:g}": {
+                    "csi": [e["csi"][k][j] for k in range(n_out)],
+                    "mean_over_leads": _mean([e["csi"][k][j] for k in range(n_out)]),
+                    **{key: [e[key][k][j] for k in range(n_out)] for key in keys},
+                }
+                for t, j in js.items()
+            }
+        out["folds"][held_out] = fold_out
+    pooled: dict[str, Any] = {}
+    for name, per_fold in methods.items():
+        entries = list(per_fold.values())
+        pooled[name] = {
+            f"{t:g}": {
+                "csi": [_pooled_csi(entries, k, j) for k in range(n_out)],
+                "mean_over_leads": _mean([_pooled_csi(entries, k, j) for k in range(n_out)]),
+            }
+            for t, j in js.items()
+        }
+    out["pooled"] = pooled
+    out["goals"] = goals(out)
+    return out
+
+
+def goals(tables: dict[str, Any]) -> dict[str, Any]:
+    """Goal 1: on every held-out event, lead and goal threshold, model ≥ prior − tolerance
+    (the worst margin and where). Goal 2: pooled CSI ≥ 1 mm/h averaged over leads above
+    the prior's and LK's."""
+    worst = (float("inf"), "", 0.0, 0)
+    for held_out, f in tables["folds"].items():
+        for t in f["methods"]["model"]:
+            model = f["methods"]["model"][t]["csi"]
+            prior = f["methods"]["prior (Proesmans extrapolation)"][t]["csi"]
+            for k, (a, b) in enumerate(zip(model, prior)):
+                if a is not None and b is not None and a - b < worst[0]:
+                    worst = (a - b, held_out, float(t), tables["lead_minutes"][k])
+    pooled = tables["pooled"]
+    mean = {name: pooled[name]["1"]["mean_over_leads"] for name in pooled}
+    best_extrapolation = max(mean["prior (Proesmans extrapolation)"], mean["LK extrapolation"])
+    return {
+        "never_worse_than_prior": {
+            "met": worst[0] >= -tables["tolerance"] - 1e-12,
+            "worst_margin": worst[0],
+            "worst_at": {"held_out": worst[1], "threshold_mmh": worst[2], "lead_min": worst[3]},
+        },
+        "beats_best_extrapolation_pooled": {
+            "met": mean["model"] > best_extrapolation,
+            "model": mean["model"],
+            "prior (Proesmans extrapolation)": mean["prior (Proesmans extrapolation)"],
+            "LK extrapolation": mean["LK extrapolation"],
+        },
+    }
+
+
+def _mean(values: list[float | None]) -> float | None:
+    kept = [v for v in values if v is not None]
+    return sum(kept) / len(kept) if kept else None
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def folds_markdown(tables: dict[str, Any]) -> str:
+    """The model card's tables (markdown) from :func:`fold_tables`' result."""
+    leads = tables["lead_minutes"]
+    head = "| method | " + " | ".join(f"{m:g}" for m in leads) + " | mean |"
+    rule = "|---|" + "---|" * (len(leads) + 1)
+    lines: list[str] = []
+
+    def table(title: str, rows: dict[str, dict], t: str) -> None:
+        lines.extend([title, "", head, rule])
+        for name, r in rows.items():
+            cells = " | ".join(_fmt(v) for v in r[t]["csi"])
+            lines.append(f"| {name} | {cells} | {_fmt(r[t]['mean_over_leads'])} |")
+        lines.append("")
+
+    for held_out, f in tables["folds"].items():
+        scales = ", ".join(f"{s:g}" for s in f["scales"])
+        lines += [
+            f"**Held out: {held_out}** ({f['windows']} windows; trained on "
+            f"{' and '.join(f['trained_on'])}; scale per lead, chosen on the "
+            f"{' and '.join(f['trained_on'])} folds: {scales})",
+            "",
+        ]
+        for t in f["methods"]["model"]:
+            table(f"CSI ≥ {t} mm/h, lead [min]:", f["methods"], t)
+    lines += ["**Pooled over the three held-out events** (contingency counts summed)", ""]
+    for t in tables["thresholds_mmh"]:
+        table(f"CSI ≥ {t:g} mm/h, lead [min]:", tables["pooled"], f"{t:g}")
+    g = tables["goals"]
+    a, b = g["never_worse_than_prior"], g["beats_best_extrapolation_pooled"]
+    at = a["worst_at"]
+    if "shipped" in tables:
+        lines += [
+            f"Shipped: {tables['shipped']['network']} network, model.correction_scale "
+            f"{tables['shipped']['scales']}: {tables['shipped']['reason']}.",
+            "",
+        ]
+    lines += [
+        f"- Never worse than the prior (−{tables['tolerance']:g}): "
+        f"{'met' if a['met'] else 'not met'}; worst margin {a['worst_margin']:+.3f} "
+        f"({at['held_out']}, {at['threshold_mmh']:g} mm/h, {at['lead_min']:g} min).",
+        f"- Beat the best extrapolation pooled (CSI ≥ 1 mm/h, mean over leads): "
+        f"{'met' if b['met'] else 'not met'}; model {b['model']:.3f}, Proesmans "
+        f"{b['prior (Proesmans extrapolation)']:.3f}, LK {b['LK extrapolation']:.3f}.",
+        "",
+    ]
+    return "\n".join(lines)
 
 
 def real_store(
@@ -174,7 +450,7 @@ def real_store(
     """Preprocess each real event alone into ``folder`` with the split ``roles[name]`` for
     the whole event, and merge them with the synthetic val store into ``out``."""
     stores = []
-    for name, (sub, config, _) in EVENTS.items():
+    for name, (sub, config) in EVENTS.items():
         split = roles[name]
         store = folder / f"{name}_store.nc"
         ev = load_config(
@@ -186,96 +462,6 @@ def real_store(
         stores.append(store)
     step(f"{folder.name}/merge", out, lambda: merge_stores([*stores, val_store], out))
     return out
-
-
-def _fold(radar: Path, held_out: str, cfg: Config, val_store: Path, sets: list[str]) -> None:
-    """The shipped model's training with another event held out: its test scores say how
-    much the shipped model's depend on the event."""
-    from nowcast.cli import print_evaluation
-    from nowcast.evaluate import evaluate
-
-    folder = WORK / f"fold_{held_out}"
-    roles = {name: "test" if name == held_out else "train" for name in EVENTS}
-    store = real_store(radar, roles, folder, val_store, folder / "real_store.nc", sets)
-    cfg = cfg.model_copy(
-        update={
-            "data": cfg.data.model_copy(update={"store": store}),
-            "train": cfg.train.model_copy(update={"out_dir": folder / "train"}),
-        }
-    )
-    step(f"fold {held_out}: train", folder / "train" / "DONE", lambda: train_stage(cfg))
-    _mark_done(cfg)
-    report = folder / "evaluation"
-    last = folder / "train" / "checkpoints" / "last.pt"
-    step(
-        f"fold {held_out}: evaluate",
-        report / "report.json",
-        lambda: print_evaluation(evaluate(cfg, [last], out=report), quiet=False),
-    )
-    shutil.copyfile(report / "report.json", EVAL_COPY / f"report_fold_{held_out}.json")
-
-
-def card_tables(folder: Path) -> str:
-    """The model card's score tables (markdown), from the report.json files in ``folder``:
-    scores at each threshold averaged over leads, CSI per lead at 1 mm/h, and the
-    CSI at 1 mm/h of every held-out event that was scored."""
-    main = json.loads((folder / "report.json").read_text())
-    thresholds = main["convlstm"]["thresholds_mmh"]
-    lines = ["| method | score | " + " | ".join(f"≥ {t:g} mm/h" for t in thresholds) + " |"]
-    lines.append("|---|---|" + "---|" * len(thresholds))
-    for name, rep in main.items():
-        for score in ("csi", "hss", "pod", "far", "ets", "bias"):
-            cells = [_mean_over_leads(rep[score], j) for j in range(len(thresholds))]
-            lines.append(f"| {name} | {score.upper()} | " + " | ".join(cells) + " |")
-    lines += [
-        "",
-        "| method | MSE | MAE | B-MSE | B-MAE | MSE rate | MAE rate |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for name, rep in main.items():
-        errs = [
-            sum(rep[k]) / len(rep[k])
-            for k in ("mse", "mae", "b_mse", "b_mae", "mse_rate", "mae_rate")
-        ]
-        lines.append(f"| {name} | " + " | ".join(f"{e:.4g}" for e in errs) + " |")
-    j = thresholds.index(1)
-    leads = main["convlstm"]["lead_minutes"]
-    lines += ["", "| CSI ≥ 1 mm/h, lead | " + " | ".join(f"{m:g}" for m in leads) + " | mean |"]
-    lines.append("|---|" + "---|" * (len(leads) + 1))
-    for name, rep in main.items():
-        row = [_fmt(rep["csi"][i][j]) for i in range(len(leads))]
-        lines.append(f"| {name} | " + " | ".join(row) + f" | {_mean_over_leads(rep['csi'], j)} |")
-    events = {"rmi (shipped model)": "report.json"}
-    for path in sorted(folder.glob("report_fold_*.json")):
-        events[path.stem.removeprefix("report_fold_")] = path.name
-    if len(events) > 1:
-        lines += [
-            "",
-            "| held-out event | windows | method | CSI ≥ 1 mm/h, mean over leads "
-            "| leads above persistence (of 12) |",
-            "|---|---|---|---|---|",
-        ]
-        for event, name in events.items():
-            reports = json.loads((folder / name).read_text())
-            pers = reports["persistence"]["csi"]
-            for method, r in reports.items():
-                above = sum(a[j] > b[j] for a, b in zip(r["csi"], pers))
-                above_text = "" if method == "persistence" else str(above)
-                lines.append(
-                    f"| {event} | {r['n_sequences']} | {method} "
-                    f"| {_mean_over_leads(r['csi'], j)} | {above_text} |"
-                )
-    return "\n".join(lines)
-
-
-def _mean_over_leads(table: list[list[float | None]], j: int) -> str:
-    """Mean over leads of column ``j`` (leads where the score is undefined skipped)."""
-    values = [row[j] for row in table if row[j] is not None]
-    return _fmt(sum(values) / len(values)) if values else "n/a"
-
-
-def _fmt(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.3f}"
 
 
 def _mark_done(cfg: Config) -> None:

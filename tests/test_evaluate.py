@@ -80,7 +80,8 @@ def report(store, checkpoint, tmp_path_factory):
 
 
 def _literal_scores(store, forecast, thresholds_mmh):
-    """Unfused reference: window by window in numpy float64, mask from StoreMeta.pixel_mask."""
+    """Unfused reference: window by window in numpy float64, mask from StoreMeta.pixel_mask,
+    inputs with the noise mask of the window's month set to 0."""
     meta = read_meta(store)
     reader = FrameReader(store)
     pre = meta.preprocess
@@ -93,7 +94,9 @@ def _literal_scores(store, forecast, thresholds_mmh):
     finally:
         reader.close()
     for s, frames in zip(starts, windows):
-        pred = forecast(frames[:N_IN])
+        # every method's inputs: the noise mask of the window's month is no echo
+        inputs = np.where(meta.noise_mask[meta.month_index(meta.times[s])], 0.0, frames[:N_IN])
+        pred = forecast(inputs)
         mask = meta.pixel_mask(meta.times[s])
         for lead in range(N_OUT):
             p, o = pred[lead][mask], frames[N_IN + lead][mask]

@@ -1,13 +1,15 @@
 """The shipped model (models/convlstm_radar5min.pt, see models/README.md): it loads, it is a
 nowcast checkpoint for 5-minute radar, and `nowcast predict` runs it out of the box on a
 real ODIM_H5 folder (../shared, skipped where absent) and on synthetic CF-netCDF files at a
-5-minute spacing (so the test also runs in a clone without ../shared). A trained network,
-not random weights: its 5-minute forecast of the held-out RMI event matches the next
-observed frame about as well as persistence does."""
+5-minute spacing (so the test also runs in a clone without ../shared). Its 5-minute
+forecast of the held-out RMI event matches the next observed frame about as well as
+persistence does, and its per-lead correction scales are those the recipe's folds chose."""
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 from pathlib import Path
 
 import numpy as np
@@ -43,11 +45,22 @@ def test_shipped_checkpoint_is_a_small_5_minute_nowcast_checkpoint():
     assert ckpt["config"]["model"]["matching_reference"] == "advected"
     # nothing that only a resume needs
     assert not {"optimizer", "scheduler", "rng"} & ckpt.keys()
+    # one shrinkage per lead, as the recipe's folds decided (models/eval/folds.json)
+    scales = ckpt["config"]["model"]["correction_scale"]
+    assert len(scales) == N_OUT and all(0.0 <= s <= 1.0 for s in scales)
+    folds = json.loads((REPO / "models" / "eval" / "folds.json").read_text())
+    assert folds["shipped"]["scales"] == scales
     recipe = Recipe.load(SHIPPED)
     assert recipe.interval_minutes == 5.0 and recipe.input_variable is None
     assert (recipe.zr.a, recipe.zr.b) == (200.0, 1.6)
     model = recipe.build_model()  # the weights fit the network the config describes
     assert sum(p.numel() for p in model.parameters()) > 10_000
+
+
+def test_model_card_states_the_shipped_files_sha256():
+    digest = hashlib.sha256(SHIPPED.read_bytes()).hexdigest()
+    assert digest in (REPO / "models" / "README.md").read_text()
+    assert load_checkpoint(SHIPPED)["format"] == "nowcast-checkpoint/2"
 
 
 def _check_nowcast(path: Path, last_time: np.datetime64) -> xr.Dataset:

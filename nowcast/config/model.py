@@ -69,6 +69,15 @@ class ModelConfig(Section):
     evaluate's ``extrapolation``) or ``proesmans`` (pysteps' Proesmans optical flow from the
     last 2 inputs, as evaluate's ``extrapolation_proesmans``; slower than ``lk``). Only with
     ``advection``."""
+    correction_scale: Annotated[
+        list[Annotated[float, Field(ge=0.0, le=1.0)]], Field(min_length=1)
+    ] = [1.0]
+    """How much of the head's learned change is added to the extrapolation, per lead: with
+    ``advection`` and ``residual`` lead k is ``clamp(extrapolated_k + s_k · change_k)``,
+    s_k the k-th entry (leads past the list take its last entry; one number = every lead).
+    1 (default): the whole change; 0: the network forecasts its extrapolation prior
+    exactly. A shrinkage set after training (``scripts/train_shipped.py`` chooses it per
+    lead on held-out radars); values in [0, 1]."""
     channels_last: bool = True
     """Run the convolutions in channels-last (NHWC) memory format (faster than channels-first
     on CPU; docs/benchmarks.md); false = channels-first."""
@@ -83,3 +92,11 @@ class ModelConfig(Section):
     def _one_width_for_all(cls, value: object) -> object:
         """A single integer means the same width for every layer."""
         return [value] if isinstance(value, int) and not isinstance(value, bool) else value
+
+    @field_validator("correction_scale", mode="before")
+    @classmethod
+    def _one_scale_for_all(cls, value: object) -> object:
+        """A single number means the same scale for every lead."""
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return [value]
+        return value

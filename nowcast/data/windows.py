@@ -9,6 +9,10 @@ A window is ``n_in + n_out`` consecutive valid frames inside one block of one sp
                                of the window's first frame (StoreMeta.pixel_mask; in a
                                tiled store, those of the window's tile)
 
+Noise-mask (clutter) pixels of that month are 0 (no echo) in ``inputs`` and ``targets``: a
+network never sees clutter as rain, as evaluate's and predict's inputs (the targets' noise
+pixels are outside ``mask``, so the loss and the scores never count them either).
+
 Only the store's metadata (kilobytes) is held; frames are read per item from the netCDF
 file, so the archive is never loaded whole. The dataset pickles without its file handle:
 DataLoader workers open their own. Start them with :func:`worker_context` (forkserver),
@@ -45,6 +49,7 @@ class WindowDataset(Dataset):
         # one (H, W) mask per calendar month (and tile), computed once (M is small)
         self.month_of = meta.mask_index(self.starts)
         self.masks = meta.mask_stack()
+        self.noise = meta.noise_stack()
         self.reader = FrameReader(meta.path, meta.signature)
 
     def __len__(self) -> int:
@@ -53,6 +58,7 @@ class WindowDataset(Dataset):
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         s = int(self.starts[i])
         frames = uint8_to_gray(self.reader.read(s, s + self.n_in + self.n_out))
+        frames[:, self.noise[self.month_of[i]]] = 0.0  # clutter → no echo
         frames = torch.from_numpy(frames).unsqueeze(1)  # (T, 1, H, W)
         mask = self.mask(i)
         return frames[: self.n_in], frames[self.n_in :], torch.from_numpy(mask)

@@ -220,12 +220,16 @@ def _score(
     step: float,
     timings: Timings,
 ) -> tuple[dict[str, MetricAccumulator], tuple[int, Example]]:
-    """Stream the windows in batches; keep only the sums and the example window's frames."""
+    """Stream the windows in batches; keep only the sums and the example window's frames.
+
+    Every method gets the same inputs: the window's first ``n_in`` frames with the noise
+    mask of the window's month (that of its first frame) set to 0, no echo."""
     ecfg = cfg.evaluate
     n_in, n_out = cfg.data.n_in, cfg.data.n_out
     accs = {name: MetricAccumulator(n_out, ecfg.thresholds_mmh, scale, device) for name in methods}
     first = next(iter(accs.values()))  # all share thresholds and scale: observe once per batch
     masks = torch.from_numpy(meta.mask_stack()).to(device)  # (M, H, W), per tile in a tiled store
+    noise = torch.from_numpy(meta.noise_stack()).to(device)  # (M, H, W), the same order
     month_of = torch.from_numpy(meta.mask_index(starts)).to(device)
     reader = FrameReader(meta.path)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
@@ -238,8 +242,11 @@ def _score(
                 t0 = time.perf_counter()
                 frames = read_windows(reader, starts[b0 : b0 + bs], n_in + n_out)
                 x = torch.from_numpy(uint8_to_gray(frames)).to(device)  # (B, n_in + n_out, H, W)
-                inputs, obs = x[:, :n_in], x[:, n_in:]
-                mask = masks[month_of[b0 : b0 + bs]]
+                months = month_of[b0 : b0 + bs]
+                # every method's inputs: noise-mask (clutter) pixels are no echo
+                inputs = x[:, :n_in].masked_fill(noise[months][:, None], 0.0)
+                obs = x[:, n_in:]
+                mask = masks[months]
                 timings.add("reading", time.perf_counter() - t0)
                 preds = {}
                 for name, method in methods.items():

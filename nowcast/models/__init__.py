@@ -57,6 +57,11 @@ def check_config(name: str, cfg: ModelConfig) -> None:
             f"model.advection_motion: {cfg.advection_motion!r} is only used with "
             "model.advection: true"
         )
+    if any(v != 1.0 for v in cfg.correction_scale) and not (cfg.advection and cfg.residual):
+        raise UserError(
+            "model.correction_scale: scales the learned change to model.advection's "
+            "extrapolation, so it needs model.advection: true and model.residual: true"
+        )
     if cfg.kernel % 2 == 0:
         raise UserError(f"model.kernel: expected an odd kernel size, got {cfg.kernel}")
     if len(cfg.hidden) > 1:

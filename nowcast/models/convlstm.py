@@ -23,7 +23,9 @@ prediction). With ``model.advection`` the forecaster's first layer reads, at lea
 pysteps extrapolation of the inputs to lead k (``conv_x`` on that frame), and with
 ``model.residual`` the head's change is added to that extrapolated frame instead of the
 previous prediction; the head then starts at zero, so an untrained network forecasts
-exactly the extrapolation. Since no prediction
+exactly the extrapolation. ``model.correction_scale`` multiplies the head's change per
+lead (s_k ∈ [0, 1]: lead k = clamp(extrapolated_k + s_k · change_k); 0 = the extrapolation
+exactly, whatever the weights). Since no prediction
 is fed back, scheduled sampling does not apply (``feeds_predictions = False``;
 ``targets``/``teacher_mask`` are accepted and checked but change nothing).
 """
@@ -83,6 +85,8 @@ class ConvLSTMNowcaster(Nowcaster):
             ConvLSTMCell(fore_ins[i], hid[i], k, fb) for i in range(cfg.layers)
         )
         self.head = nn.Conv2d(sum(hid), self.frame_channels, 1)
+        #: per-lead factor on the head's change to the extrapolation (model.correction_scale)
+        self.correction_scale = list(cfg.correction_scale)
         if cfg.advection and cfg.residual:  # untrained: exactly the extrapolation
             nn.init.zeros_(self.head.weight)
             nn.init.zeros_(self.head.bias)
@@ -110,8 +114,12 @@ class ConvLSTMNowcaster(Nowcaster):
             for i, cell in enumerate(self.forecaster):
                 hs[i], cs[i] = cell(inp, hs[i], cs[i])
                 inp = hs[i]
+            z = self.head(torch.cat(hs, dim=1))
             if prior is not None:  # the base frame of lead k is its extrapolation
                 before = prior[:, k]
-            before = self.predict_frame(self.head(torch.cat(hs, dim=1)), before)
+                scale = self.correction_scale[min(k, len(self.correction_scale) - 1)]
+                if scale != 1.0:
+                    z = z * scale
+            before = self.predict_frame(z, before)
             outs.append(before)
         return torch.stack(outs, dim=1)

@@ -28,7 +28,8 @@ the training coverage and outside the noise mask. Noise mask: by default the mas
 calendar month of the last input frame, or of the nearest month the checkpoint has (the
 rule training uses for a window); ``predict.noise_mask: union`` takes every month's. When
 the input grid is not the training grid (another radar), the training masks say nothing
-about it: they are not applied, and a warning says so.
+about it: they are not applied, and a warning says so. Where the noise mask is applied,
+its pixels are also set to no echo in the input frames, as in training and evaluate.
 
 **Rain rate.** ``rainfall_rate`` is Z = a·R^b of ``reflectivity`` (the checkpoint's a, b),
 except where the predicted gray level rounds to 0 in the store's uint8 quantisation (below
@@ -138,7 +139,10 @@ def read_inputs(
 
 
 def prepare(frames: Sequence[Frame], recipe: Recipe, noise_policy: str) -> Prepared:
-    """Training's per-frame transform on each frame, the output grid, the nowcast mask."""
+    """Training's per-frame transform on each frame, the output grid, the nowcast mask.
+
+    On the checkpoint's own grid the noise mask (``noise_policy``) is set to 0 (no echo) in
+    every input frame, as training and evaluate do."""
     settings = recipe.settings
     u8, covered = [], []
     for frame in frames:
@@ -151,6 +155,8 @@ def prepare(frames: Sequence[Frame], recipe: Recipe, noise_policy: str) -> Prepa
     if _same_grid(x, y, first.grid_mapping, recipe):
         noise = recipe.noise_mask_for(frames[-1].time, noise_policy)
         mask &= recipe.coverage & ~noise
+        for frame in u8:  # the network's inputs: clutter is no echo, as in training
+            frame[noise] = 0
         if noise_policy == "union":
             note = (
                 f"training coverage and the union of the noise masks of {', '.join(recipe.months)}"
