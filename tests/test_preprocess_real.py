@@ -58,8 +58,10 @@ def test_real_folder_gives_a_valid_store(stores, radar_dir, name):
     assert meta.x[0] == pytest.approx(first.x[c0] + 1.15 * dx)
     assert meta.y[0] == pytest.approx(first.y[r0] + 1.15 * dy)
     np.testing.assert_allclose(np.diff(meta.x), 3.3 * dx)
-    # the input's grid mapping is copied into the store's crs variable
-    assert set(meta.grid_mapping) == set(first.grid_mapping)
+    # the input's grid mapping is copied into the store's crs variable, completed by pyproj's
+    # CF attributes (grid_mapping_name, crs_wkt, …)
+    assert set(first.grid_mapping) <= set(meta.grid_mapping)
+    assert {"grid_mapping_name", "crs_wkt"} <= set(meta.grid_mapping)
     for key, value in first.grid_mapping.items():
         if isinstance(value, str):
             assert meta.grid_mapping[key] == value

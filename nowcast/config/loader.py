@@ -270,6 +270,8 @@ def _with_constraints(noun: str, metadata: list[Any]) -> str:
                     lo, lo_strict = v, strict
                 else:
                     hi, hi_strict = v, strict
+    # a bound written 0 or 0.0 reads the same (typing may hand either for equal Annotated types)
+    lo, hi = (_number_text(v) for v in (lo, hi))
     article = "an" if noun[0] in "aeiou" else "a"
     if hi is None and lo is not None:
         if lo == 0 and lo_strict:
@@ -286,6 +288,13 @@ def _with_constraints(noun: str, metadata: list[Any]) -> str:
     if hi is not None:
         return f"{article} {noun} {'<' if hi_strict else '≤'} {hi}"
     return f"{article} {noun}"
+
+
+def _number_text(value: Any) -> Any:
+    """A bound as written in messages: integral floats without their ``.0``."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
 
 
 def _bounds(metadata: list[Any], length: bool) -> str:
