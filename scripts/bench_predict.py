@@ -42,7 +42,7 @@ from nowcast.io import read_frame
 from nowcast.models import REGISTRY, build
 from nowcast.predict import predict
 from nowcast.predict.pipeline import nowcast_fields, prepare, read_inputs
-from nowcast.predict.recipe import Recipe
+from nowcast.predict.trained import TrainedModel
 from nowcast.predict.writer import write_nowcast
 from nowcast.preprocess.transform import TransformSettings, output_coordinates
 from nowcast.progress import set_quiet
@@ -117,16 +117,16 @@ def _extrapolation(ckpt: Path, files: list[Path], out: Path, cfg, lk: Extrapolat
     """The same path with pysteps extrapolation in place of the network."""
     t = Timings()
     with t.step("load_checkpoint"):
-        recipe = Recipe.load(ckpt)
+        trained = TrainedModel.load(ckpt)
     with t.step("read"):
-        frames = read_inputs(files, cfg.input, recipe, cfg.predict.time_tolerance_minutes)
+        frames = read_inputs(files, cfg.input, trained, cfg.predict.time_tolerance_minutes)
     with t.step("preprocess"):
-        prep = prepare(frames, recipe, cfg.predict.noise_mask)
+        prep = prepare(frames, trained, cfg.predict.noise_mask)
     with t.step("model"):
-        gray = lk.forecast(uint8_to_gray(prep.frames), recipe.n_out)
+        gray = lk.forecast(uint8_to_gray(prep.frames), trained.n_out)
     with t.step("write"):
-        dbz, rate = nowcast_fields(gray, prep.mask, recipe)
-        leads = recipe.interval_minutes * np.arange(1, recipe.n_out + 1)
+        dbz, rate = nowcast_fields(gray, prep.mask, trained)
+        leads = trained.interval_minutes * np.arange(1, trained.n_out + 1)
         reference = np.datetime64(frames[-1].time, "s")
         write_nowcast(out, dbz, rate, reference, leads, prep.x, prep.y, prep.grid_mapping, {})
     return t

@@ -23,7 +23,7 @@ from nowcast.config import load_config
 from nowcast.config.synth import SynthConfig
 from nowcast.io import expand_inputs, read_frame
 from nowcast.predict import predict
-from nowcast.predict.recipe import Recipe
+from nowcast.predict.trained import TrainedModel
 from nowcast.preprocess import TransformSettings, transform_frame
 from nowcast.synth import synthesize
 from nowcast.units import dbz_to_rate, uint8_to_gray
@@ -50,10 +50,10 @@ def test_shipped_checkpoint_is_a_small_5_minute_nowcast_checkpoint():
     assert len(scales) == N_OUT and all(0.0 <= s <= 1.0 for s in scales)
     folds = json.loads((REPO / "models" / "eval" / "folds.json").read_text())
     assert folds["shipped"]["scales"] == scales
-    recipe = Recipe.load(SHIPPED)
-    assert recipe.interval_minutes == 5.0 and recipe.input_variable is None
-    assert (recipe.zr.a, recipe.zr.b) == (200.0, 1.6)
-    model = recipe.build_model()  # the weights fit the network the config describes
+    trained = TrainedModel.load(SHIPPED)
+    assert trained.interval_minutes == 5.0 and trained.input_variable is None
+    assert (trained.zr.a, trained.zr.b) == (200.0, 1.6)
+    model = trained.build_model()  # the weights fit the network the config describes
     assert sum(p.numel() for p in model.parameters()) > 10_000
 
 
@@ -136,12 +136,12 @@ def test_five_minute_forecast_of_the_held_out_event_is_skilful(radar_dir, tmp_pa
     cfg = load_config(None)
     files = expand_inputs([str(radar_dir / "rmi_20210704_5min_odim")], cfg.input.pattern)
     out = predict(cfg, SHIPPED, [str(p) for p in files[5:10]], tmp_path / "n.nc")
-    recipe = Recipe.load(SHIPPED)
-    settings = TransformSettings.from_dict(recipe.preprocess)
-    s = recipe.scale
+    trained = TrainedModel.load(SHIPPED)
+    settings = TransformSettings.from_dict(trained.preprocess)
+    s = trained.scale
 
     def observed_rate(path: Path) -> np.ndarray:
-        gray = uint8_to_gray(transform_frame(read_frame(path, cfg.input, recipe.zr).dbz, settings))
+        gray = uint8_to_gray(transform_frame(read_frame(path, cfg.input, trained.zr).dbz, settings))
         dbz = s.z_min + gray.astype(np.float64) * (s.z_max - s.z_min)
         return np.where(gray == 0, 0.0, dbz_to_rate(dbz, s.a, s.b))
 

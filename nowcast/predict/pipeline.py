@@ -62,7 +62,7 @@ from nowcast.outputs import check_distinct, check_output
 from nowcast.precision import autocast, precision_line, resolve_amp
 from nowcast.predict.inputs import check_data, check_grid, check_same_grid, select_newest
 from nowcast.predict.pictures import png_paths, render, write_gif, write_pngs
-from nowcast.predict.recipe import Recipe
+from nowcast.predict.trained import TrainedModel
 from nowcast.predict.writer import write_nowcast
 from nowcast.preprocess.crop import crop_origin
 from nowcast.preprocess.transform import output_coordinates, transform_field
@@ -93,10 +93,10 @@ class Prepared:
 def read_inputs(
     specs: Sequence[str | os.PathLike],
     input_cfg: InputConfig,
-    recipe: Recipe,
+    trained: TrainedModel,
     tolerance_minutes: float,
 ) -> list[Frame]:
-    """The newest ``recipe.n_in`` frames of ``specs``, oldest first, checked (UserErrors name
+    """The newest ``trained.n_in`` frames of ``specs``, oldest first, checked (UserErrors name
     the file): consecutive at the model's interval, no duplicate, one grid at least as large
     as the crop, data inside the crop.
 
@@ -105,28 +105,28 @@ def read_inputs(
     than its newest files."""
     if not specs:
         raise UserError("--input: no radar files given")
-    if input_cfg.variable is None and recipe.input_variable is not None:
-        input_cfg = input_cfg.model_copy(update={"variable": recipe.input_variable})
+    if input_cfg.variable is None and trained.input_variable is not None:
+        input_cfg = input_cfg.model_copy(update={"variable": trained.input_variable})
     files = expand_inputs(specs, input_cfg.pattern)
     # first only the times (headers: no field is decoded), then the chosen frames in full
     times: list[np.datetime64] = []
     where: list[tuple[Path, int]] = []  # (file, index of the frame in it)
     items = track(files, "scanning radar files") if len(files) > 20 else files
     for path in items:
-        stamps = read_frames(path, input_cfg, recipe.zr, recipe.interval_minutes, no_pixels)
+        stamps = read_frames(path, input_cfg, trained.zr, trained.interval_minutes, no_pixels)
         for k, frame in enumerate(stamps):
             times.append(np.datetime64(frame.time, "s"))
             where.append((path, k))
     paths = [p for p, _ in where]
-    chosen = select_newest(times, paths, recipe.n_in, recipe.interval_minutes, tolerance_minutes)
+    chosen = select_newest(times, paths, trained.n_in, trained.interval_minutes, tolerance_minutes)
     read: dict[Path, list[Frame]] = {}
     frames = []
     for i in chosen:
         path, k = where[i]
         if path not in read:
-            read[path] = read_frames(path, input_cfg, recipe.zr, recipe.interval_minutes)
+            read[path] = read_frames(path, input_cfg, trained.zr, trained.interval_minutes)
         frames.append(read[path][k])
-    settings = recipe.settings
+    settings = trained.settings
     first = frames[0]
     for frame in frames:
         path = frame.path or Path("?")
@@ -138,12 +138,12 @@ def read_inputs(
     return frames
 
 
-def prepare(frames: Sequence[Frame], recipe: Recipe, noise_policy: str) -> Prepared:
+def prepare(frames: Sequence[Frame], trained: TrainedModel, noise_policy: str) -> Prepared:
     """Training's per-frame transform on each frame, the output grid, the nowcast mask.
 
     On the checkpoint's own grid the noise mask (``noise_policy``) is set to 0 (no echo) in
     every input frame, as training and evaluate do."""
-    settings = recipe.settings
+    settings = trained.settings
     u8, covered = [], []
     for frame in frames:
         gray, cov = transform_field(frame.dbz, settings)
@@ -152,24 +152,24 @@ def prepare(frames: Sequence[Frame], recipe: Recipe, noise_policy: str) -> Prepa
     first = frames[0]
     x, y = output_coordinates(first.x, first.y, settings)
     mask = np.logical_and.reduce(covered)
-    if _same_grid(x, y, first.grid_mapping, recipe):
-        noise = recipe.noise_mask_for(frames[-1].time, noise_policy)
-        mask &= recipe.coverage & ~noise
+    if _same_grid(x, y, first.grid_mapping, trained):
+        noise = trained.noise_mask_for(frames[-1].time, noise_policy)
+        mask &= trained.coverage & ~noise
         for frame in u8:  # the network's inputs: clutter is no echo, as in training
             frame[noise] = 0
         if noise_policy == "union":
             note = (
-                f"training coverage and the union of the noise masks of {', '.join(recipe.months)}"
+                f"training coverage and the union of the noise masks of {', '.join(trained.months)}"
             )
         else:
             note = (
-                f"training coverage and the noise mask of {recipe.nearest_month(frames[-1].time)} "
+                f"training coverage and the noise mask of {trained.nearest_month(frames[-1].time)} "
                 "(nearest month)"
             )
     else:
         note = "input coverage only: the input grid is not the checkpoint's training grid"
         warn(
-            f"{first.path}: the input grid is not the grid {recipe.path.name} was trained on; "
+            f"{first.path}: the input grid is not the grid {trained.path.name} was trained on; "
             "its noise mask and coverage are not applied"
         )
     return Prepared(
@@ -207,10 +207,10 @@ def forecast(
 
 
 def nowcast_fields(
-    gray: np.ndarray, mask: np.ndarray, recipe: Recipe
+    gray: np.ndarray, mask: np.ndarray, trained: TrainedModel
 ) -> tuple[np.ndarray, np.ndarray]:
     """Gray levels (L, h, w) → (reflectivity dBZ, rain rate mm/h), NaN outside ``mask``."""
-    s = recipe.scale
+    s = trained.scale
     gray = np.asarray(gray, dtype=np.float64)
     dbz = s.z_min + gray * (s.z_max - s.z_min)
     rate = np.where(gray < NO_ECHO_GRAY, 0.0, dbz_to_rate(dbz, s.a, s.b))
@@ -260,20 +260,20 @@ def predict(
     check_outputs(out, png, gif, sources)
     t = timings or Timings()
     clock = time.perf_counter()
-    recipe = Recipe.load(checkpoint)
-    model = recipe.build_model()
+    trained = TrainedModel.load(checkpoint)
+    model = trained.build_model()
     t.add("load_checkpoint", time.perf_counter() - clock)
-    leads = pc.leads or recipe.n_out
-    lead_minutes = recipe.interval_minutes * np.arange(1, leads + 1)
+    leads = pc.leads or trained.n_out
+    lead_minutes = trained.interval_minutes * np.arange(1, leads + 1)
     for path in png_paths(png, lead_minutes) if png is not None else []:
         check_output(path, "--png", inputs=sources)
 
     clock = time.perf_counter()
-    frames = read_inputs(inputs, cfg.input, recipe, pc.time_tolerance_minutes)
+    frames = read_inputs(inputs, cfg.input, trained, pc.time_tolerance_minutes)
     t.add("read", time.perf_counter() - clock)
 
     clock = time.perf_counter()
-    prep = prepare(frames, recipe, pc.noise_mask)
+    prep = prepare(frames, trained, pc.noise_mask)
     t.add("preprocess", time.perf_counter() - clock)
 
     clock = time.perf_counter()
@@ -283,7 +283,7 @@ def predict(
     t.add("model", time.perf_counter() - clock)
 
     clock = time.perf_counter()
-    dbz, rate = nowcast_fields(gray, prep.mask, recipe)
+    dbz, rate = nowcast_fields(gray, prep.mask, trained)
     reference = np.datetime64(frames[-1].time, "s")
     t.add("write", time.perf_counter() - clock)
 
@@ -304,7 +304,7 @@ def predict(
             prep.x,
             prep.y,
             prep.grid_mapping,
-            global_attributes(recipe, frames, prep, leads),
+            global_attributes(trained, frames, prep, leads),
             outputs=outputs,
         )
         t.add("write", time.perf_counter() - clock)
@@ -318,22 +318,22 @@ def predict(
 
 
 def global_attributes(
-    recipe: Recipe, frames: Sequence[Frame], prep: Prepared, leads: int
+    trained: TrainedModel, frames: Sequence[Frame], prep: Prepared, leads: int
 ) -> dict[str, Any]:
     """The nowcast file's global attributes: what made it, from what (no time stamps)."""
     return {
         "title": "radar precipitation nowcast",
-        "source": f"nowcast {__version__}, {recipe.model_name} network",
-        "model": recipe.model_name,
-        "model_config": json.dumps(recipe.model_cfg.model_dump(mode="json"), sort_keys=True),
-        "checkpoint": str(recipe.path),
-        "checkpoint_sha256": recipe.sha256,
-        "checkpoint_step": -1 if recipe.step is None else int(recipe.step),
+        "source": f"nowcast {__version__}, {trained.model_name} network",
+        "model": trained.model_name,
+        "model_config": json.dumps(trained.model_cfg.model_dump(mode="json"), sort_keys=True),
+        "checkpoint": str(trained.path),
+        "checkpoint_sha256": trained.sha256,
+        "checkpoint_step": -1 if trained.step is None else int(trained.step),
         "input_files": [path_text(f.path) for f in frames],
         "input_times": [str(np.datetime64(f.time, "s")) + "Z" for f in frames],
         "nowcast_version": __version__,
-        "preprocess": json.dumps(jsonable(recipe.preprocess), sort_keys=True),
-        "leads_trained": recipe.n_out,
+        "preprocess": json.dumps(jsonable(trained.preprocess), sort_keys=True),
+        "leads_trained": trained.n_out,
         "leads": leads,
         "mask": prep.mask_note,
         "comment": (
@@ -344,21 +344,23 @@ def global_attributes(
     }
 
 
-def _same_grid(x: np.ndarray, y: np.ndarray, mapping: dict[str, Any], recipe: Recipe) -> bool:
+def _same_grid(
+    x: np.ndarray, y: np.ndarray, mapping: dict[str, Any], trained: TrainedModel
+) -> bool:
     """Whether the output grid (x, y, grid mapping) is the checkpoint's training grid."""
-    if x.shape != recipe.grid_x.shape or y.shape != recipe.grid_y.shape:
+    if x.shape != trained.grid_x.shape or y.shape != trained.grid_y.shape:
         return False
     step = abs(float(x[1] - x[0])) if x.size > 1 else 0.0
     step = step if step > 0 else 1.0  # metres or degrees: 1 % of a cell either way
-    close = np.allclose(x, recipe.grid_x, rtol=0, atol=0.01 * step) and np.allclose(
-        y, recipe.grid_y, rtol=0, atol=0.01 * step
+    close = np.allclose(x, trained.grid_x, rtol=0, atol=0.01 * step) and np.allclose(
+        y, trained.grid_y, rtol=0, atol=0.01 * step
     )
     if not close:
         return False
-    ours, theirs = crs_of(mapping), crs_of(recipe.grid_mapping)
+    ours, theirs = crs_of(mapping), crs_of(trained.grid_mapping)
     if ours is not None and theirs is not None:  # the same CRS however it is written
         return ours == theirs
-    return _same_mapping(jsonable(mapping), jsonable(recipe.grid_mapping))
+    return _same_mapping(jsonable(mapping), jsonable(trained.grid_mapping))
 
 
 def _same_mapping(a: Any, b: Any) -> bool:

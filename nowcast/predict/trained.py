@@ -29,8 +29,8 @@ from nowcast.units import GrayScale
 
 
 @dataclass(frozen=True)
-class Recipe:
-    """A loaded checkpoint, checked, in the form predict uses (see module docstring).
+class TrainedModel:
+    """A trained model as predict uses it: a loaded, checked checkpoint (module docstring).
 
     settings: the per-frame transform's constants (gray bounds, crop, disk radius, size);
     noise_mask: (M, h, w) bool, one per month of ``months`` ('YYYY-MM');
@@ -59,7 +59,7 @@ class Recipe:
     state_dict: dict[str, torch.Tensor]
 
     @classmethod
-    def load(cls, path: str | Path) -> Recipe:
+    def load(cls, path: str | Path) -> TrainedModel:
         """Load ``path``; UserError naming it if it is not a usable nowcast checkpoint."""
         path = Path(path)
         ckpt = load_checkpoint(path)
@@ -69,7 +69,7 @@ class Recipe:
             masks, grid = ckpt["masks"], ckpt["grid"]
             # the Z–R the training files were read with: the store's, else the run's config
             zr = ZRConfig.model_validate(pre.get("zr", config.zr.model_dump()))
-            recipe = cls(
+            trained = cls(
                 path=path,
                 sha256=file_hash(path),
                 model_name=str(ckpt["model_name"]),
@@ -98,12 +98,12 @@ class Recipe:
                 f"{path}: unusable nowcast checkpoint ({type(exc).__name__}: "
                 f"{' '.join(str(exc).split())[:200]})"
             ) from None
-        shape = (recipe.grid_y.size, recipe.grid_x.size)
-        if recipe.coverage.shape != shape or recipe.noise_mask.shape[1:] != shape:
+        shape = (trained.grid_y.size, trained.grid_x.size)
+        if trained.coverage.shape != shape or trained.noise_mask.shape[1:] != shape:
             raise UserError(f"{path}: checkpoint masks do not match its {shape[0]}×{shape[1]} grid")
-        if len(recipe.months) != recipe.noise_mask.shape[0]:
-            raise UserError(f"{path}: checkpoint has {len(recipe.months)} months of noise masks")
-        return recipe
+        if len(trained.months) != trained.noise_mask.shape[0]:
+            raise UserError(f"{path}: checkpoint has {len(trained.months)} months of noise masks")
+        return trained
 
     def build_model(self) -> torch.nn.Module:
         """The network with the checkpoint's weights, in eval mode on the CPU."""
