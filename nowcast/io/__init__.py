@@ -1,8 +1,10 @@
-"""Radar file readers (CF-netCDF, ODIM_H5) → a common :class:`Frame` in dBZ.
+"""Radar file readers (CF-netCDF, ODIM_H5; any pysteps importer with ``input.format:
+pysteps``) → a common :class:`Frame` in dBZ.
 
 frame = read_frame(path, cfg.input, cfg.zr, interval_minutes=6)
 frame.dbz        # (H, W) float32 dBZ, NaN outside coverage, −inf no echo
-frame.x, frame.y # projected pixel centres [m]; frame.grid_mapping: CF attributes
+frame.x, frame.y # pixel centres: projected [m], or lon/lat [degrees] (nowcast.io.crs)
+                 # frame.grid_mapping: CF attributes
 """
 
 from nowcast.io.frame import BadInputFile, Frame, grid_key
