@@ -28,3 +28,5 @@ NonNegativeFloat = Annotated[float, Field(ge=0)]
 PositiveInt = Annotated[int, Field(ge=1)]
 NonNegativeInt = Annotated[int, Field(ge=0)]
 Fraction = Annotated[float, Field(ge=0, le=1)]
+FrameCount = Annotated[int, Field(ge=1, le=1000)]
+"""A number of frames in a window or of leads: bounded, as each is a 2-D field in memory."""

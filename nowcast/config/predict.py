@@ -10,7 +10,13 @@ from __future__ import annotations
 
 from typing import Literal, Optional
 
-from nowcast.config.base import NonNegativeFloat, NonNegativeInt, PositiveInt, Section
+from nowcast.config.base import (
+    FrameCount,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveInt,
+    Section,
+)
 
 
 class PredictConfig(Section):
@@ -25,7 +31,7 @@ class PredictConfig(Section):
     """Which of the checkpoint's monthly noise masks blanks the nowcast: the calendar month
     of the last input frame (the nearest month the checkpoint has, if it lacks that one),
     as training masks a window by its month; or the union of all months (blanks more)."""
-    leads: Optional[PositiveInt] = None
+    leads: Optional[FrameCount] = None
     """Number of lead times to predict; null = as many as the model was trained to predict
     (the checkpoint's data.n_out). Leads beyond the trained ones are extrapolations of the
     network and are less skilful."""
