@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from nowcast.config.base import FrameCount, NonNegativeInt, Section
+from nowcast.config.base import FrameCount, ProcessCount, Section
 
 
 class DataConfig(Section):
@@ -17,6 +17,6 @@ class DataConfig(Section):
     n_out: FrameCount = 15
     """Target frames per window (the model predicts these); a window is n_in + n_out frames
     inside one block of one split."""
-    workers: NonNegativeInt = 0
+    workers: ProcessCount = 0
     """DataLoader worker processes reading windows from the store (0: read in the training
     process). Each worker opens its own read handle."""

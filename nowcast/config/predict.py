@@ -11,10 +11,11 @@ from __future__ import annotations
 from typing import Literal, Optional
 
 from nowcast.config.base import (
+    Dpi,
     FrameCount,
     NonNegativeFloat,
-    NonNegativeInt,
     PositiveInt,
+    ProcessCount,
     Section,
 )
 
@@ -35,12 +36,12 @@ class PredictConfig(Section):
     """Number of lead times to predict; null = as many as the model was trained to predict
     (the checkpoint's data.n_out). Leads beyond the trained ones are extrapolations of the
     network and are less skilful."""
-    threads: NonNegativeInt = 1
+    threads: ProcessCount = 1
     """CPU threads torch runs the network with during a nowcast (0 = torch's default, one per
     core); restored afterwards. One nowcast is a chain of small batch-1 convolutions, for
     which threads that wait on each other (OpenMP) cost more than they gain when other work
     shares the cores."""
-    dpi: PositiveInt = 100
+    dpi: Dpi = 100
     """Resolution of the PNG frames and of the GIF [dots per inch of a 6.4 × 5.2 inch figure]."""
     gif_frame_ms: PositiveInt = 500
     """Time each lead is shown in the GIF [ms]."""
