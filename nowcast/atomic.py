@@ -39,22 +39,43 @@ def temp_prefix(final: Path, kind: str) -> str:
     return f".{final.name}.{kind}-{os.getpid()}-"
 
 
+def umask() -> int:
+    """This process's file-mode creation mask (read without changing it where /proc allows)."""
+    try:
+        with open("/proc/self/status", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def make_temp_file(final: str | os.PathLike) -> Path:
-    """Create (exclusively, empty) and return a temporary file beside ``final``."""
+    """Create (exclusively, empty) and return a temporary file beside ``final``, with the
+    mode a plain ``open`` would give the output (0o666 less the umask), not mkstemp's 0o600."""
     final = Path(final)
     reclaim(final)
     fd, name = tempfile.mkstemp(prefix=temp_prefix(final, "part"), suffix=".tmp", dir=final.parent)
-    os.close(fd)
+    try:
+        os.fchmod(fd, 0o666 & ~umask())
+    finally:
+        os.close(fd)
     return Path(name)
 
 
 def make_temp_dir(final: str | os.PathLike, kind: str) -> Path:
-    """Create (exclusively, empty) and return a temporary folder of ``kind`` beside ``final``."""
+    """Create (exclusively, empty) and return a temporary folder of ``kind`` beside ``final``,
+    with the mode ``mkdir`` would give the output (0o777 less the umask), not mkdtemp's 0o700."""
     final = Path(final)
     if kind not in DIR_KINDS:
         raise ValueError(f"unknown temporary folder kind {kind!r}")
     reclaim(final)
-    return Path(tempfile.mkdtemp(prefix=temp_prefix(final, kind), dir=final.parent))
+    path = Path(tempfile.mkdtemp(prefix=temp_prefix(final, kind), dir=final.parent))
+    os.chmod(path, 0o777 & ~umask())
+    return path
 
 
 def pid_alive(pid: int) -> bool:

@@ -57,6 +57,7 @@ OLD_FORMAT = "nowcast-checkpoint/1"
 REQUIRED_KEYS = ("format", "model_name", "config", "state_dict", "preprocess", "masks", "grid")
 CONVERT_COMMAND = "python scripts/convert_checkpoint.py OLD.pt NEW.pt"
 _PLAIN_LEAVES = (bool, int, float, str, type(None), torch.Tensor)
+_FLOATS = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
 
 def plain(value: Any, where: str = "checkpoint") -> Any:
@@ -158,7 +159,77 @@ def load_checkpoint(
     missing = [k for k in REQUIRED_KEYS if k not in payload]
     if missing:
         raise UserError(f"{path}: incomplete nowcast checkpoint (missing {', '.join(missing)})")
+    problem = contract_problem(payload)
+    if problem:
+        raise UserError(f"{path}: unusable nowcast checkpoint ({problem})")
     return payload
+
+
+def _tensor_problem(value: Any, key: str, dtype: str, ndim: int | None) -> str | None:
+    """What is wrong with ``value`` as a dense ``ndim``-D (None: any) tensor of kind ``dtype`` ("bool"
+    or "float"; floats must be finite), or None."""
+    if not isinstance(value, torch.Tensor):
+        return f"{key} is a {type(value).__name__}, not a tensor"
+    if value.layout != torch.strided or value.is_quantized or value.device.type == "meta":
+        return f"{key} is not a dense tensor"
+    if ndim is not None and value.ndim != ndim:
+        return f"{key} has {value.ndim} dimensions, expected {ndim}"
+    if dtype == "bool" and value.dtype != torch.bool:
+        return f"{key} is {value.dtype}, expected torch.bool"
+    if dtype == "float":
+        if value.dtype not in _FLOATS:
+            return f"{key} is {value.dtype}, expected a float16/bfloat16/float32/float64 tensor"
+        if not bool(torch.isfinite(value).all()):
+            return f"{key} holds values that are not finite"
+    return None
+
+
+def contract_problem(payload: dict[str, Any]) -> str | None:
+    """The first way ``payload`` breaks the checkpoint contract of the module docstring
+    (types and shapes of every contract key; weights real, finite and dense), as words
+    naming the key; None when it keeps it."""
+    for key in ("model_name", "version"):
+        if key in payload and not isinstance(payload[key], str):
+            return f"{key} is a {type(payload[key]).__name__}, not a str"
+    for key in ("config", "preprocess", "state_dict", "masks", "grid"):
+        if not isinstance(payload[key], dict):
+            return f"{key} is a {type(payload[key]).__name__}, not a mapping"
+    step = payload.get("step")
+    if step is not None and (type(step) is not int or step < 0):
+        return f"step is {step!r}, not a whole number ≥ 0"
+    for name, weight in payload["state_dict"].items():
+        if not isinstance(name, str):
+            return f"state_dict key {name!r} is not a str"
+        problem = _tensor_problem(weight, f"state_dict[{name!r}]", "float", None)
+        if problem:
+            return problem
+    grid, masks = payload["grid"], payload["masks"]
+    for key in ("x", "y"):
+        if key not in grid:
+            return f"grid lacks {key}"
+        problem = _tensor_problem(grid[key], f"grid[{key!r}]", "float", 1)
+        if problem:
+            return problem
+        steps = grid[key].diff()
+        if grid[key].numel() < 2 or not (bool((steps > 0).all()) or bool((steps < 0).all())):
+            return f"grid[{key!r}] is not a strictly monotonic coordinate"
+    if not isinstance(grid.get("grid_mapping", {}), dict):
+        return "grid['grid_mapping'] is not a mapping"
+    shape = (grid["y"].numel(), grid["x"].numel())
+    for key, ndim in (("noise_mask", 3), ("coverage", 2)):
+        if key not in masks:
+            return f"masks lacks {key}"
+        problem = _tensor_problem(masks[key], f"masks[{key!r}]", "bool", ndim)
+        if problem:
+            return problem
+        if tuple(masks[key].shape[-2:]) != shape:
+            return f"masks[{key!r}] is not on the {shape[0]}×{shape[1]} grid"
+    months = masks.get("months")
+    if not isinstance(months, list) or not all(isinstance(m, str) for m in months):
+        return "masks['months'] is not a list of 'YYYY-MM' strings"
+    if len(months) != masks["noise_mask"].shape[0]:
+        return f"masks has {len(months)} months but {masks['noise_mask'].shape[0]} noise masks"
+    return None
 
 
 def old_format_message(path: Path) -> str:
@@ -228,19 +299,26 @@ def build_model(
         sized_by = "this config's model section" if model_cfg is not None else "its config"
     if model_cfg is None:
         model_cfg = checkpoint_config(path, payload).model
-    try:
-        model = build(name, model_cfg)
-    except UserError as exc:
-        raise UserError(f"{path}: {exc}") from None
     state_dict = payload["state_dict"]
     if not isinstance(state_dict, dict):
         raise UserError(f"{path}: state_dict is a {type(state_dict).__name__}, not a mapping")
-    try:
-        model.load_state_dict(state_dict)
-    except (RuntimeError, TypeError, ValueError) as exc:
-        raise UserError(
-            f"{path}: the weights do not fit a {name} sized by {sized_by} ({_first_line(exc, 1)})"
-        ) from None
+    # first on the meta device (no memory): a config naming a huge network is refused
+    # by the weights that do not fit it before any of it is allocated
+    for device in ("meta", "cpu"):
+        try:
+            with torch.device(device):
+                model = build(name, model_cfg)
+        except UserError as exc:
+            raise UserError(f"{path}: {exc}") from None
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # copying into meta tensors is a no-op: said
+                model.load_state_dict(state_dict)
+        except (RuntimeError, TypeError, ValueError) as exc:
+            raise UserError(
+                f"{path}: the weights do not fit a {name} sized by {sized_by} "
+                f"({_first_line(exc, 1)})"
+            ) from None
     return model
 
 

@@ -111,9 +111,11 @@ def run_stage(
 ) -> Any:
     """Load and validate the config, run ``stage(cfg)``, and turn failures into exit codes."""
     from nowcast.config import load_config
+    from nowcast.outputs import protect_config
 
     set_quiet(quiet)
     try:
+        protect_config(config)  # no output may replace the config file
         cfg = load_config(config, sets or [], overrides)
         return stage(cfg)
     except UserError as exc:

@@ -8,8 +8,9 @@ An output is refused (UserError naming the option or key and the path) when
 * it exists and is not what the stage writes: a folder where a file is expected, a file
   where a folder is expected, or anything that is not a regular file or a folder (a
   device such as /dev/null, a fifo, a socket);
-* it is one of the inputs: the same file as an input or the checkpoint, also through
-  symlinks and hard links (compared by device and inode, not by name);
+* it is one of the inputs: the same file as an input, the checkpoint or the ``--config``
+  file (:func:`protect_config`), also through symlinks and hard links (compared by
+  device and inode, not by name);
 * nothing can be written there: the nearest existing folder above it is not a folder
   (a file stands in the path), is not writable, or is on a read-only file system.
 """
@@ -29,6 +30,20 @@ _KINDS = (
     (stat.S_ISFIFO, "a fifo"),
     (stat.S_ISSOCK, "a socket"),
 )
+
+
+_CONFIG: list[Path] = []
+
+
+def protect_config(path: str | os.PathLike | None) -> None:
+    """Make ``path`` (the ``--config`` file of this command; None: none) an input of every
+    later output check in this process."""
+    _CONFIG[:] = [] if path is None else [Path(path)]
+
+
+def with_config(inputs: Iterable[str | os.PathLike]) -> list[str | os.PathLike]:
+    """``inputs`` and the protected ``--config`` file."""
+    return [*inputs, *_CONFIG]
 
 
 def _kind(mode: int) -> str:
@@ -99,7 +114,7 @@ def check_output(
             raise UserError(f"{what}: {path} is a directory, expected a file name")
         if not folder and not stat.S_ISREG(st.st_mode):
             raise UserError(f"{what}: {path} is {kind}, not a regular file; refusing to replace it")
-        for source in inputs:
+        for source in with_config(inputs):
             other = _stat(Path(source), what)
             if other is not None and same_file(st, other):
                 same = "" if Path(source) == path else f" ({source})"

@@ -23,8 +23,8 @@ class Section(BaseModel):
     )
 
 
-PositiveFloat = Annotated[float, Field(gt=0)]
-NonNegativeFloat = Annotated[float, Field(ge=0)]
+PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+NonNegativeFloat = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 PositiveInt = Annotated[int, Field(ge=1)]
 NonNegativeInt = Annotated[int, Field(ge=0)]
 Fraction = Annotated[float, Field(ge=0, le=1)]
@@ -37,3 +37,9 @@ def _off_from_yaml(value: Any) -> Any:
 
 #: mixed precision: ``auto``, ``bf16``, ``fp16`` or ``off`` (see :mod:`nowcast.precision`)
 Amp = Annotated[Literal["auto", "bf16", "fp16", "off"], BeforeValidator(_off_from_yaml)]
+FrameCount = Annotated[int, Field(ge=1, le=1000)]
+"""A number of frames in a window or of leads: bounded, as each is a 2-D field in memory."""
+ProcessCount = Annotated[int, Field(ge=0, le=256)]
+"""A number of worker processes or threads (0: none, or the library's default)."""
+Dpi = Annotated[int, Field(ge=10, le=1000)]
+"""Picture resolution [dots per inch]: bounded, as a picture is drawn in memory."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from nowcast.config.base import NonNegativeInt, PositiveInt, Section
+from nowcast.config.base import FrameCount, ProcessCount, Section
 
 
 class DataConfig(Section):
@@ -12,11 +12,11 @@ class DataConfig(Section):
 
     store: Path = Path("data/store.nc")
     """The dataset store file: `nowcast preprocess` writes it, train and evaluate read it."""
-    n_in: PositiveInt = 5
+    n_in: FrameCount = 5
     """Input frames per window (the model reads these)."""
-    n_out: PositiveInt = 15
+    n_out: FrameCount = 15
     """Target frames per window (the model predicts these); a window is n_in + n_out frames
     inside one block of one split."""
-    workers: NonNegativeInt = 0
+    workers: ProcessCount = 0
     """DataLoader worker processes reading windows from the store (0: read in the training
     process). Each worker opens its own read handle."""

@@ -10,7 +10,15 @@ from __future__ import annotations
 
 from typing import Literal, Optional
 
-from nowcast.config.base import Amp, NonNegativeFloat, NonNegativeInt, PositiveInt, Section
+from nowcast.config.base import (
+    Amp,
+    Dpi,
+    FrameCount,
+    NonNegativeFloat,
+    PositiveInt,
+    ProcessCount,
+    Section,
+)
 
 
 class PredictConfig(Section):
@@ -25,11 +33,11 @@ class PredictConfig(Section):
     """Which of the checkpoint's monthly noise masks blanks the nowcast: the calendar month
     of the last input frame (the nearest month the checkpoint has, if it lacks that one),
     as training masks a window by its month; or the union of all months (blanks more)."""
-    leads: Optional[PositiveInt] = None
+    leads: Optional[FrameCount] = None
     """Number of lead times to predict; null = as many as the model was trained to predict
     (the checkpoint's data.n_out). Leads beyond the trained ones are extrapolations of the
     network and are less skilful."""
-    threads: NonNegativeInt = 1
+    threads: ProcessCount = 1
     """CPU threads torch runs the network with during a nowcast (0 = torch's default, one per
     core); restored afterwards. One nowcast is a chain of small batch-1 convolutions, for
     which threads that wait on each other (OpenMP) cost more than they gain when other work
@@ -38,7 +46,7 @@ class PredictConfig(Section):
     """Mixed precision of the network's forward pass (autocast; the nowcast is written as
     float32): auto = bf16 on a CPU with native bf16 units (AVX512-BF16 or AMX) and on CUDA,
     else float32; bf16 = bf16 anywhere; fp16 = CUDA only; off = float32."""
-    dpi: PositiveInt = 100
+    dpi: Dpi = 100
     """Resolution of the PNG frames and of the GIF [dots per inch of a 6.4 × 5.2 inch figure]."""
     gif_frame_ms: PositiveInt = 500
     """Time each lead is shown in the GIF [ms]."""

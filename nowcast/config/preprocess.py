@@ -17,6 +17,7 @@ from nowcast.config.base import (
     NonNegativeFloat,
     NonNegativeInt,
     PositiveInt,
+    ProcessCount,
     Section,
 )
 
@@ -70,7 +71,7 @@ class PreprocessConfig(Section):
     clutter_max_cv: Annotated[float, Field(gt=0, le=1)] = 0.2
     """…and an echo intensity at most this variable (std / mean of the gray level over the
     frames with echo)."""
-    workers: NonNegativeInt = 0
+    workers: ProcessCount = 0
     """Dask worker processes on this machine (a LocalCluster, one thread each); 0 = read and
     transform in this process."""
     scheduler: Optional[str] = None

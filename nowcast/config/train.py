@@ -19,6 +19,7 @@ from nowcast.config.base import (
     NonNegativeInt,
     PositiveFloat,
     PositiveInt,
+    ProcessCount,
     Section,
 )
 
@@ -89,7 +90,7 @@ class TrainConfig(Section):
     """Use only deterministic algorithms (torch.use_deterministic_algorithms; slower on GPUs)."""
     device: Literal["auto", "cpu", "cuda"] = "auto"
     """auto: CUDA when available, else CPU."""
-    threads: NonNegativeInt = 0
+    threads: ProcessCount = 0
     """CPU threads torch computes with in each process (0: torch's default, one per core; under
     torchrun 1). On a machine whose cores other work shares, 1 is often much faster."""
     amp: Amp = "auto"

@@ -38,7 +38,7 @@ from nowcast.evaluate.report import (
     report_markdown,
 )
 from nowcast.forecast import ForecastMethod
-from nowcast.outputs import check_output
+from nowcast.outputs import check_output, with_config
 from nowcast.precision import amp_name, precision_line, resolve_amp
 from nowcast.progress import info, make_progress
 from nowcast.store import FrameReader, StoreMeta, read_meta, window_starts
@@ -333,7 +333,7 @@ def check_report_folder(out: Path, inputs: Sequence[str | os.PathLike]) -> Path:
         out = out.resolve()
     check_output(out, what, folder=True, inputs=inputs)
     if out.is_dir():
-        for source in inputs:
+        for source in with_config(inputs):
             if Path(os.path.abspath(source)).is_relative_to(os.path.abspath(out)):
                 raise UserError(f"{what}: {out} holds the input {source}; choose another folder")
         try:
