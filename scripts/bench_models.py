@@ -31,6 +31,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from nowcast.config.model import ModelConfig
 from nowcast.models import REGISTRY, build
+from nowcast.precision import autocast
 
 TARGET = 0.70
 #: one thread for the models and the reference alike (see the module docstring)
@@ -74,23 +75,29 @@ def model_flops(cfg: ModelConfig, n_out: int) -> tuple[int, int]:
     )
 
 
-def model_timers(cfg: ModelConfig, batch: int, n_out: int) -> tuple[Timer, Timer]:
-    """(one training step at ``batch``, one nowcast at batch 1) of a fresh model."""
+def model_timers(
+    cfg: ModelConfig, batch: int, n_out: int, dtype: torch.dtype | None = None
+) -> tuple[Timer, Timer]:
+    """(one training step at ``batch``, one nowcast at batch 1) of a fresh model on the CPU,
+    its forward passes under autocast to ``dtype`` (None: float32)."""
     torch.manual_seed(0)
     model = build(cfg.name, cfg)
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
     x = torch.rand(batch, T_IN + n_out, 1, SIZE, SIZE)
     inputs, targets = x[:, :T_IN], x[:, T_IN:]
+    cpu = torch.device("cpu")
 
     def step() -> None:
         model.train()
         opt.zero_grad(set_to_none=True)
-        F.mse_loss(model(inputs, n_out), targets).backward()
+        with autocast(cpu, dtype):
+            pred = model(inputs, n_out)
+        F.mse_loss(pred.float(), targets).backward()
         opt.step()
 
     def nowcast() -> None:
         model.eval()
-        with torch.no_grad():
+        with torch.inference_mode(), autocast(cpu, dtype):
             model(inputs[:1], n_out)
 
     return step, nowcast

@@ -22,13 +22,12 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 import yaml
-from torch.utils.flop_counter import FlopCounterMode
+from bench_models import Timer, count_flops, model_flops, model_timers
 
 from nowcast.config.model import ModelConfig
 from nowcast.models import build
@@ -39,8 +38,6 @@ SIZE, T_IN = 100, 5
 BATCH = 2
 BF16 = torch.bfloat16
 CPU = torch.device("cpu")
-
-Timer = Callable[[], None]
 
 
 def paper_config(name: str) -> ModelConfig:
@@ -65,46 +62,6 @@ def rounds_of(timers: list[Timer], rounds: int) -> list[list[float]]:
 
 def spread(ts: list[float]) -> float:
     return max(ts) / min(ts) - 1.0
-
-
-def count_flops(fn: Timer) -> int:
-    with FlopCounterMode(display=False) as fc:
-        fn()
-    return fc.get_total_flops()
-
-
-def model_timers(cfg: ModelConfig, n_out: int, dtype: torch.dtype | None) -> tuple[Timer, Timer]:
-    """(one training step at BATCH, one nowcast at batch 1) in ``dtype`` (None: float32)."""
-    torch.manual_seed(0)
-    model = build(cfg.name, cfg)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-4)
-    x = torch.rand(BATCH, T_IN + n_out, 1, SIZE, SIZE)
-    inputs, targets = x[:, :T_IN], x[:, T_IN:]
-
-    def step() -> None:
-        model.train()
-        opt.zero_grad(set_to_none=True)
-        with autocast(CPU, dtype):
-            pred = model(inputs, n_out)
-        F.mse_loss(pred.float(), targets).backward()
-        opt.step()
-
-    def nowcast() -> None:
-        model.eval()
-        with torch.inference_mode(), autocast(CPU, dtype):
-            model(inputs[:1], n_out)
-
-    return step, nowcast
-
-
-def model_flops(cfg: ModelConfig, n_out: int) -> tuple[int, int]:
-    """(forward, forward + backward) FLOPs of one sample, counted on the meta device."""
-    model = build(cfg.name, cfg).to("meta")
-    x = torch.zeros(1, T_IN, 1, SIZE, SIZE, device="meta")
-    return (
-        count_flops(lambda: model(x, n_out)),
-        count_flops(lambda: model(x, n_out).sum().backward()),
-    )
 
 
 def peak_timer() -> tuple[Timer, int]:
@@ -174,8 +131,8 @@ def _run(quick: bool, threads: int) -> None:
         if quick:
             cfg = cfg.model_copy(update={"layers": 2, "hidden": [16]})
         fwd, trn = model_flops(cfg, n_out)
-        s32, n32 = model_timers(cfg, n_out, None)
-        s16, n16 = model_timers(cfg, n_out, BF16)
+        s32, n32 = model_timers(cfg, BATCH, n_out, None)
+        s16, n16 = model_timers(cfg, BATCH, n_out, BF16)
         t_s32, t_s16, t_pk = rounds_of([s32, s16, peak], train_rounds)
         t_n32, t_n16, t_pk2 = rounds_of([n32, n16, peak], infer_rounds)
         med = statistics.median

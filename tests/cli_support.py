@@ -44,3 +44,16 @@ def nowcast_process(*args: str, timeout: float = 300, **kw) -> subprocess.Comple
         timeout=timeout,
         **kw,
     )
+
+
+#: ``--set`` options for a small, fast preprocess (40-px crop → 20×20, radius-2 disk, 4 clusters)
+SMALL_PREPROCESS = [
+    "--set",
+    "preprocess.crop=40",
+    "--set",
+    "preprocess.size=20",
+    "--set",
+    "preprocess.disk_radius=2",
+    "--set",
+    "preprocess.clutter_clusters=4",
+]

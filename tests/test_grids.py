@@ -16,7 +16,7 @@ import netCDF4
 import numpy as np
 import pyproj
 import pytest
-from cli_support import assert_one_line_error, checksums
+from cli_support import SMALL_PREPROCESS, assert_one_line_error, checksums
 from typer.testing import CliRunner
 
 from nowcast.cli import app
@@ -31,18 +31,7 @@ SHIPPED = REPO / "models" / "convlstm_radar5min.pt"
 runner = CliRunner()
 ZR = ZRConfig()
 LAEA = "+proj=laea +lat_0=55.0 +lon_0=10.0 +x_0=1950000.0 +y_0=-2100000.0 +units=m +ellps=WGS84"
-SMALL = [
-    "--set",
-    "preprocess.crop=40",
-    "--set",
-    "preprocess.size=20",
-    "--set",
-    "preprocess.disk_radius=2",
-    "--set",
-    "preprocess.clutter_clusters=4",
-    "--set",
-    "preprocess.interval_minutes=5",
-]
+SMALL = [*SMALL_PREPROCESS, "--set", "preprocess.interval_minutes=5"]
 N = 48
 
 

@@ -8,22 +8,14 @@ import shutil
 import netCDF4
 import numpy as np
 import pytest
+from cli_support import SMALL_PREPROCESS
 from typer.testing import CliRunner
 
 from nowcast.cli import app
 from nowcast.store import read_meta
 
 runner = CliRunner()
-SMALL = [
-    "--set",
-    "preprocess.crop=40",
-    "--set",
-    "preprocess.size=20",
-    "--set",
-    "preprocess.disk_radius=2",
-    "--set",
-    "preprocess.clutter_clusters=4",
-]
+SMALL = SMALL_PREPROCESS
 
 
 def _frame(

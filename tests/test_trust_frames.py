@@ -20,7 +20,7 @@ import netCDF4
 import numpy as np
 import pytest
 import xarray as xr
-from cli_support import assert_one_line_error, checksums, nowcast_process
+from cli_support import SMALL_PREPROCESS, assert_one_line_error, checksums, nowcast_process
 from predict_support import SIZE, START, blob, make_checkpoint, write_frames
 from typer.testing import CliRunner
 
@@ -34,16 +34,7 @@ from nowcast.units import dbz_to_gray_float32 as gray_level
 from nowcast.units import rate_to_dbz
 
 runner = CliRunner()
-SMALL = [
-    "--set",
-    "preprocess.crop=40",
-    "--set",
-    "preprocess.size=20",
-    "--set",
-    "preprocess.disk_radius=2",
-    "--set",
-    "preprocess.clutter_clusters=4",
-]
+SMALL = SMALL_PREPROCESS
 N = 64  # preprocess test grid (N × N, 1 km)
 RATE = {"units": "mm h-1", "std": "rainfall_rate"}
 
