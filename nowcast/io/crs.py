@@ -102,11 +102,27 @@ def cf_grid_mapping(mapping: Mapping[str, Any] | None) -> dict[str, Any]:
 
 def same_crs(a: Mapping[str, Any] | None, b: Mapping[str, Any] | None) -> bool:
     """Whether two grid mappings describe the same CRS (by pyproj when both describe one,
-    else by equal attributes)."""
+    however it is written; else by equal attributes, :func:`_same_attributes`)."""
     ca, cb = crs_of(a), crs_of(b)
     if ca is not None and cb is not None:
         return ca == cb
-    return jsonable(dict(a or {})) == jsonable(dict(b or {}))
+    return _same_attributes(jsonable(dict(a or {})), jsonable(dict(b or {})))
+
+
+def _same_attributes(a: Any, b: Any) -> bool:
+    """Grid-mapping attributes equal, numbers to 1e-6 relative (float32/64 round trips), a
+    one-element list equal to its element."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same_attributes(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_same_attributes(u, v) for u, v in zip(a, b))
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        return bool(np.isclose(a, b, rtol=1e-6, atol=0))
+    if isinstance(a, (int, float)) and isinstance(b, list) and len(b) == 1:
+        return _same_attributes(a, b[0])
+    if isinstance(b, (int, float)) and isinstance(a, list) and len(a) == 1:
+        return _same_attributes(a[0], b)
+    return a == b
 
 
 def lat_lon(

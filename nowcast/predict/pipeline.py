@@ -55,7 +55,7 @@ from nowcast.config import Config
 from nowcast.config.input import InputConfig
 from nowcast.errors import UserError
 from nowcast.io import Frame, expand_inputs, read_frames
-from nowcast.io.crs import crs_of
+from nowcast.io.crs import same_crs
 from nowcast.io.frame import jsonable, no_pixels
 from nowcast.io.paths import path_text
 from nowcast.outputs import check_distinct, check_output
@@ -357,22 +357,4 @@ def _same_grid(
     )
     if not close:
         return False
-    ours, theirs = crs_of(mapping), crs_of(trained.grid_mapping)
-    if ours is not None and theirs is not None:  # the same CRS however it is written
-        return ours == theirs
-    return _same_mapping(jsonable(mapping), jsonable(trained.grid_mapping))
-
-
-def _same_mapping(a: Any, b: Any) -> bool:
-    """Grid-mapping attributes equal, numbers to 1e-9 relative (float32/64 round trips)."""
-    if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(_same_mapping(a[k], b[k]) for k in a)
-    if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(_same_mapping(u, v) for u, v in zip(a, b))
-    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
-        return bool(np.isclose(a, b, rtol=1e-6, atol=0))
-    if isinstance(a, (int, float)) and isinstance(b, list) and len(b) == 1:
-        return _same_mapping(a, b[0])
-    if isinstance(b, (int, float)) and isinstance(a, list) and len(a) == 1:
-        return _same_mapping(a[0], b)
-    return a == b
+    return same_crs(mapping, trained.grid_mapping)
