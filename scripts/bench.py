@@ -3,7 +3,8 @@
 
 Each stage has its own module ``scripts/bench_<name>.py`` exposing ``run(quick: bool) -> None``,
 which prints its table, measuring targets as ratios against a reference timed in the same run.
-``--threads N`` is passed on as ``run(..., threads=N)`` (only ``precision`` takes it).
+``--threads N`` and ``--models a,b`` are passed on as ``run(..., threads=N, models=(a, b))``
+(only ``precision`` takes them).
 """
 
 from __future__ import annotations
@@ -30,6 +31,9 @@ def main() -> None:
     parser.add_argument(
         "--threads", type=int, default=None, help="torch threads (benchmarks that take it)"
     )
+    parser.add_argument(
+        "--models", default=None, help="comma-separated networks (benchmarks that take it)"
+    )
     args = parser.parse_args()
     names = available() if args.names == ["all"] else args.names
     for name in names:
@@ -38,7 +42,9 @@ def main() -> None:
                 f"unknown or not yet built benchmark {name!r} (available: {', '.join(available())})"
             )
         print(f"\n=== bench {name} ===", flush=True)
-        kwargs = {"threads": args.threads} if args.threads else {}
+        kwargs: dict = {"threads": args.threads} if args.threads else {}
+        if args.models:
+            kwargs["models"] = tuple(args.models.split(","))
         importlib.import_module(f"bench_{name}").run(quick=args.quick, **kwargs)
 
 

@@ -8,14 +8,16 @@ ConvLSTM (2 × 64, 3×3), PredRNN and MIM (4 × 64, 5×5), 4×4 patches, 100×10
 - nowcast latency: one forecast at batch 1 under ``torch.inference_mode``;
 - achieved GFLOP/s (convolutions and matmuls, counted by ``torch.utils.flop_counter``) as a
   share of the bf16 peak: a large bf16 ``conv2d`` (128 → 448 channels, 5×5, 25×25, batch 8,
-  channels-last, forward) timed in the same run;
+  channels-last, forward) timed in the same run; the same conv2d in float32 gives the
+  ceiling bf16 ÷ float32 of this CPU's convolution units (about 2× with AVX512-BF16 alone,
+  several times that with AMX tiles), which bounds the speed-up of a convolution-bound network;
 - the bf16 error of a 20-step rollout (5 inputs → 20 leads, eval mode, fresh weights of
   seed 0 on smooth random fields): the largest absolute difference and the RMS difference
   from the float32 forecast in gray levels, at leads 1, 10 and 20.
 
 The machine may be shared, so float32 and bf16 timings alternate and each is the median of
 its rounds; the spread (max / min − 1 over the rounds) is printed beside each speed-up.
-Threads: ``--threads`` (default 1).
+Threads: ``--threads`` (default 1); networks: ``--models`` (default all three).
 """
 
 from __future__ import annotations
@@ -64,11 +66,12 @@ def spread(ts: list[float]) -> float:
     return max(ts) / min(ts) - 1.0
 
 
-def peak_timer() -> tuple[Timer, int]:
-    """A bf16 conv2d 128 → 448, 5×5, on 25×25, batch 8, channels-last (forward) and its FLOPs."""
+def peak_timer(dtype: torch.dtype = BF16) -> tuple[Timer, int]:
+    """Ten conv2d 128 → 448, 5×5, on 25×25, batch 8, channels-last (forward) in ``dtype``,
+    and their FLOPs."""
     cl = torch.channels_last
-    w = torch.randn(448, 128, 5, 5).to(BF16).contiguous(memory_format=cl)
-    x = torch.randn(8, 128, 25, 25).to(BF16).contiguous(memory_format=cl)
+    w = torch.randn(448, 128, 5, 5).to(dtype).contiguous(memory_format=cl)
+    x = torch.randn(8, 128, 25, 25).to(dtype).contiguous(memory_format=cl)
 
     def once() -> None:
         with torch.inference_mode():
@@ -106,16 +109,19 @@ def rollout_error(cfg: ModelConfig, leads: int = 20) -> dict[int, tuple[float, f
     }
 
 
-def run(quick: bool = False, threads: int = 1) -> None:
+MODELS = ("convlstm", "predrnn", "mim")
+
+
+def run(quick: bool = False, threads: int = 1, models: tuple[str, ...] = MODELS) -> None:
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        _run(quick, threads)
+        _run(quick, threads, models)
     finally:
         torch.set_num_threads(before)
 
 
-def _run(quick: bool, threads: int) -> None:
+def _run(quick: bool, threads: int, models: tuple[str, ...]) -> None:
     n_out = 3 if quick else 15
     train_rounds, infer_rounds = (2, 3) if quick else (3, 5)
     print(
@@ -125,8 +131,22 @@ def _run(quick: bool, threads: int) -> None:
         flush=True,
     )
     peak, peak_flops = peak_timer()
+    peak32, _ = peak_timer(torch.float32)
+    t32, t16 = rounds_of([peak32, peak], 3 if quick else 5)
+    ceiling = statistics.median(t32) / statistics.median(t16)
+    print(
+        f"conv2d peak (128 → 448, 5×5, 25×25, batch 8): float32 "
+        f"{peak_flops / statistics.median(t32) / 1e9:.0f} GFLOP/s, bf16 "
+        f"{peak_flops / statistics.median(t16) / 1e9:.0f} GFLOP/s: bf16 ÷ float32 = "
+        f"{ceiling:.2f}× (±{max(spread(t32), spread(t16)):.0%}), the most a convolution-bound "
+        "network can gain from bf16 on this CPU",
+        flush=True,
+    )
     rows, errors = [], []
-    for name in ("convlstm", "predrnn", "mim"):
+    unknown = sorted(set(models) - set(MODELS))
+    if unknown:
+        raise SystemExit(f"bench precision: unknown model(s) {unknown}; known: {list(MODELS)}")
+    for name in models:
         cfg = paper_config(name)
         if quick:
             cfg = cfg.model_copy(update={"layers": 2, "hidden": [16]})
