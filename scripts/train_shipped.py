@@ -15,14 +15,20 @@ FMI PGM and MeteoSwiss GIF copies are the same frames and are not read again):
    exactly), persistence, pysteps LK and Proesmans extrapolation.
 4. The scale of each lead for the model of held-out event E is chosen on the two other
    folds only (:func:`choose_scales`); E's scores at that scale are its held-out scores.
-5. The shipped model is the RMI fold's network (trained on FMI and MeteoSwiss) with the
-   scales chosen on the FMI and MeteoSwiss folds if the recipe, judged on all three
-   held-out events, is never worse than its prior and ahead of it pooled; otherwise with
-   scale 0 at every lead, the prior exactly (:func:`shipped_scales`). Exported in the safe
-   checkpoint format.
-6. ``models/eval/folds.json`` (every method, fold, lead and threshold, with the contingency
-   counts) and ``models/eval/folds.md`` (the card's tables), plus the RMI fold's full
-   report (report.json, report.md, plots) in ``models/eval/``.
+5. The pretrained recipe (:data:`PRETRAIN`): one network pretrained on real radar at other
+   frame steps that is in no fold (MRMS tiles at 2 minutes, then BOM Melbourne at 6
+   minutes), then steps 2–4 again with every fold fine-tuning from it
+   (``runs/shipped/pretrained/``).
+6. The shipped model is the RMI fold's network (trained on FMI and MeteoSwiss) of the
+   recipe that, judged on all three held-out events, is never worse than its prior and
+   ahead of it pooled (the pretrained one when both are and it is ahead pooled,
+   :func:`shipped_variant`), with the scales chosen on the FMI and MeteoSwiss folds;
+   when neither is, the plain recipe's network with scale 0 at every lead, the prior
+   exactly (:func:`shipped_scales`). Exported in the safe checkpoint format.
+7. ``models/eval/folds.json`` / ``folds_pretrained.json`` (every method, fold, lead and
+   threshold, with the contingency counts) and ``folds.md`` / ``folds_pretrained.md`` (the
+   card's tables), plus the shipped network's fold report (report.json, report.md, plots)
+   in ``models/eval/``.
 
 Every step whose output exists is skipped (an interrupted training run is resumed), so a
 second call only redoes what is missing. Training is deterministic on the CPU. Wall-clock
@@ -61,6 +67,44 @@ EVENTS = {
 }
 #: the shipped network's held-out event (its fold's training events: the two others)
 SHIPPED_FOLD = "rmi"
+#: the pretrained recipe's stages, in order, on real radar that is not at 5 minutes (none of
+#: it is in a fold): (name, folder under --radar, data config, --set items, steps, lr). Each
+#: stage starts from the previous one's last checkpoint; the folds then fine-tune from the
+#: last stage as the plain recipe trains from scratch. MRMS at its own 2-minute step
+#: (continental composite cut into 330×330 tiles; block 0:00–0:34 train, 0:36–1:10 val —
+#: what preprocess.seed 4 draws for 2019-06-10); BOM Melbourne at its 6-minute step (block
+#: 12:00–15:54 train, 8:00–11:54 val: seed 2 for 2018-06-16). OPERA is not used: at its
+#: 15-minute step 12 leads span 3 hours, far from the 5-minute task.
+PRETRAIN = (
+    (
+        "mrms",
+        "mrms_20190610_2min_grib2",
+        "configs/data/mrms.yaml",
+        [
+            "preprocess.crops=tiles",
+            "preprocess.tile_min_coverage=0.5",
+            "preprocess.block_frames=18",
+            "preprocess.seed=4",
+            "preprocess.split_ratio=[1,1,0]",
+        ],
+        300,
+        2e-4,
+    ),
+    (
+        "bom",
+        "bom-melbourne_20180616_6min",
+        "configs/data/bom.yaml",
+        [
+            "preprocess.block_frames=40",
+            "preprocess.seed=2",
+            "preprocess.drop_gappy_blocks=false",
+            "preprocess.split_ratio=[1,1,0]",
+        ],
+        100,
+        1e-4,
+    ),
+)
+PRETRAINED = WORK / "pretrained"
 #: split_ratio that puts a one-block day wholly in a split
 RATIO = {"train": [1, 0, 0], "val": [0, 1, 0], "test": [0, 0, 1]}
 #: model.correction_scale values scored on every fold (0: the prior; 1: the whole change)
@@ -154,13 +198,29 @@ def main() -> None:
 
     reports = {held_out: fold(args.radar, held_out, cfg, val_store, sets) for held_out in EVENTS}
     folds = fold_tables(reports)
-    chosen = shipped_scales(folds)
+    start = pretrain(args.radar, cfg)
+    reports_pre = {
+        held_out: fold(args.radar, held_out, cfg, val_store, sets, PRETRAINED, start)
+        for held_out in EVENTS
+    }
+    folds_pre = fold_tables(reports_pre)
+    variant = shipped_variant(folds, folds_pre)
+    chosen = (
+        shipped_scales(
+            folds_pre,
+            f"the pretrained recipe's {SHIPPED_FOLD} fold's (pretrained on "
+            f"{' and '.join(p[0].upper() for p in PRETRAIN)}, fine-tuned on the other events)",
+        )
+        if variant
+        else shipped_scales(folds)
+    )
     # always written (the tracked file is the result of the folds, not a step to skip)
-    export(fold_dir(cfg, SHIPPED_FOLD) / "checkpoints" / "last.pt", SHIPPED, chosen)
+    export(fold_dir(cfg, SHIPPED_FOLD, variant) / "checkpoints" / "last.pt", SHIPPED, chosen)
     EVAL_COPY.mkdir(parents=True, exist_ok=True)
-    (EVAL_COPY / "folds.json").write_text(json.dumps(folds, indent=1) + "\n")
-    (EVAL_COPY / "folds.md").write_text(folds_markdown(folds))
-    report = fold_report_dir(SHIPPED_FOLD)
+    for stem, tables in (("folds", folds), ("folds_pretrained", folds_pre)):
+        (EVAL_COPY / f"{stem}.json").write_text(json.dumps(tables, indent=1) + "\n")
+        (EVAL_COPY / f"{stem}.md").write_text(folds_markdown(tables))
+    report = fold_report_dir(SHIPPED_FOLD, variant)
     for name in ("report.json", "report.md", "csi_vs_lead.png", "errors_vs_lead.png"):
         shutil.copyfile(report / name, EVAL_COPY / name)
     shutil.copyfile(report / "example.png", EVAL_COPY / "example.png")
@@ -171,44 +231,75 @@ def main() -> None:
     print(f"shipped: {SHIPPED} ({SHIPPED.stat().st_size / 1e6:.2f} MB); scores in {EVAL_COPY}")
 
 
-def shipped_scales(folds: dict[str, Any]) -> list[float]:
+def sound(folds: dict[str, Any]) -> bool:
+    """Whether a recipe, judged on every held-out event, is never worse than its prior
+    (goal 1) and ahead of it pooled."""
+    g = folds["goals"]
+    pooled = g["beats_best_extrapolation_pooled"]
+    return bool(
+        g["never_worse_than_prior"]["met"]
+        and pooled["model"] > pooled["prior (Proesmans extrapolation)"]
+    )
+
+
+def shipped_variant(plain: dict[str, Any], pretrained: dict[str, Any]) -> Path | None:
+    """The recipe whose network is shipped: the pretrained one (its folder,
+    :data:`PRETRAINED`) when it is sound (:func:`sound`) and the plain one is not, or both
+    are and it is ahead pooled; else the plain one (None)."""
+
+    def pooled(f: dict[str, Any]) -> float:
+        return f["goals"]["beats_best_extrapolation_pooled"]["model"]
+
+    if sound(pretrained) and (not sound(plain) or pooled(pretrained) > pooled(plain)):
+        return PRETRAINED
+    return None
+
+
+def shipped_scales(folds: dict[str, Any], network: str = "") -> list[float]:
     """The shipped network's ``model.correction_scale``: the scales chosen on its training
     folds when the recipe, judged on every held-out event, is never worse than its prior
     (goal 1) and ahead of it pooled; otherwise 0 at every lead (the prior exactly). The
     choice and its reason are added to ``folds`` under ``shipped``."""
-    g = folds["goals"]
-    pooled = g["beats_best_extrapolation_pooled"]
-    sound = (
-        g["never_worse_than_prior"]["met"]
-        and pooled["model"] > pooled["prior (Proesmans extrapolation)"]
-    )
+    ok = sound(folds)
     chosen = folds["folds"][SHIPPED_FOLD]["scales"]
-    scales = chosen if sound else [0.0] * len(chosen)
+    scales = chosen if ok else [0.0] * len(chosen)
     folds["shipped"] = {
-        "network": f"the {SHIPPED_FOLD} fold's (trained on the other events)",
+        "network": network or f"the {SHIPPED_FOLD} fold's (trained on the other events)",
         "scales": scales,
         "reason": "the recipe is never worse than its prior and ahead of it pooled"
-        if sound
+        if ok
         else "the recipe is worse than its prior on a held-out event or not ahead of it "
         "pooled: the prior-equivalent network (scale 0 at every lead) is shipped",
     }
     return scales
 
 
-def fold_dir(cfg: Config, held_out: str) -> Path:
-    """The training folder of the fold holding ``held_out`` out (the shipped network's fold
-    trains in the config's own ``train.out_dir``)."""
+def fold_dir(cfg: Config, held_out: str, variant: Path | None = None) -> Path:
+    """The training folder of the fold holding ``held_out`` out: the plain recipe's shipped
+    fold trains in the config's own ``train.out_dir``; ``variant`` (the pretrained recipe's
+    folder) puts every fold under it."""
+    if variant is not None:
+        return variant / f"fold_{held_out}" / "train"
     return cfg.train.out_dir if held_out == SHIPPED_FOLD else WORK / f"fold_{held_out}" / "train"
 
 
-def fold_report_dir(held_out: str) -> Path:
-    return WORK / f"fold_{held_out}" / "evaluation"
+def fold_report_dir(held_out: str, variant: Path | None = None) -> Path:
+    return (variant or WORK) / f"fold_{held_out}" / "evaluation"
 
 
-def fold(radar: Path, held_out: str, cfg: Config, val_store: Path, sets: list[str]) -> dict:
-    """Train with ``held_out`` as the test split and the other events as train; score the
-    last checkpoint at every scale of :data:`SCALES` and the baselines on the held-out
-    event. Returns the report.json contents, the model's entries keyed ``scale=<s>``."""
+def fold(
+    radar: Path,
+    held_out: str,
+    cfg: Config,
+    val_store: Path,
+    sets: list[str],
+    variant: Path | None = None,
+    init_from: Path | None = None,
+) -> dict:
+    """Train with ``held_out`` as the test split and the other events as train (from
+    ``init_from``'s weights when given, in the folder of ``variant``); score the last
+    checkpoint at every scale of :data:`SCALES` and the baselines on the held-out event.
+    Returns the report.json contents, the model's entries keyed ``scale=<s>``."""
     from nowcast.cli import print_evaluation
     from nowcast.evaluate import evaluate
 
@@ -217,28 +308,67 @@ def fold(radar: Path, held_out: str, cfg: Config, val_store: Path, sets: list[st
     folder = WORK if held_out == SHIPPED_FOLD else WORK / f"fold_{held_out}"
     store_path = cfg.data.store if held_out == SHIPPED_FOLD else folder / "real_store.nc"
     store = real_store(radar, roles, folder, val_store, Path(store_path), sets)
-    train_dir = fold_dir(cfg, held_out)
+    train_dir = fold_dir(cfg, held_out, variant)
     cfg = cfg.model_copy(
         update={
             "data": cfg.data.model_copy(update={"store": store}),
-            "train": cfg.train.model_copy(update={"out_dir": train_dir}),
+            "train": cfg.train.model_copy(update={"out_dir": train_dir, "init_from": init_from}),
         }
     )
-    step(f"fold {held_out}: train", train_dir / "DONE", lambda: train_stage(cfg))
+    name = f"fold {held_out}" + (f" ({variant.name})" if variant else "")
+    step(f"{name}: train", train_dir / "DONE", lambda: train_stage(cfg))
     _mark_done(cfg)
     last = train_dir / "checkpoints" / "last.pt"
-    scaled = {s: WORK / f"fold_{held_out}" / "scaled" / f"scale_{s:.2f}.pt" for s in SCALES}
+    base = (variant or WORK) / f"fold_{held_out}" / "scaled"
+    scaled = {s: base / f"scale_{s:.2f}.pt" for s in SCALES}
     for s, path in scaled.items():
-        step(f"fold {held_out}: scale {s:g}", path, lambda s=s, p=path: export(last, p, [s]))
-    report = fold_report_dir(held_out)
+        step(f"{name}: scale {s:g}", path, lambda s=s, p=path: export(last, p, [s]))
+    report = fold_report_dir(held_out, variant)
     step(
-        f"fold {held_out}: evaluate",
+        f"{name}: evaluate",
         report / "report.json",
         lambda: print_evaluation(evaluate(cfg, list(scaled.values()), out=report), quiet=True),
     )
     raw = json.loads((report / "report.json").read_text())
     by_source = {str(path): f"scale={s:g}" for s, path in scaled.items()}
     return {by_source.get(r.get("source", ""), name): r for name, r in raw.items()}
+
+
+def pretrain(radar: Path, cfg: Config) -> Path:
+    """The stages of :data:`PRETRAIN`, each preprocessed with the recipe's gray bounds, Z–R
+    and window at its own frame step, trained from the previous stage's last checkpoint.
+    Returns the last stage's last checkpoint."""
+    init: Path | None = None
+    for name, sub, config, extra, steps, lr in PRETRAIN:
+        folder = PRETRAINED / "pretrain" / name
+        store = folder / "store.nc"
+        pre_sets = [s for s in common_sets(cfg) if not s.startswith("preprocess.interval")]
+        ev = load_config(
+            config,
+            [*pre_sets, *extra],
+            {"input.paths": [str(radar / sub)], "data.store": str(store)},
+        )
+        step(f"pretrain {name}: store", store, lambda ev=ev: preprocess(ev))
+        stage = cfg.model_copy(
+            update={
+                "data": cfg.data.model_copy(update={"store": store}),
+                "train": cfg.train.model_copy(
+                    update={
+                        "out_dir": folder / "train",
+                        "init_from": init,
+                        "steps": steps,
+                        "lr": lr,
+                        "lr_min": lr / 10,
+                        "val_every": steps // 2,
+                    }
+                ),
+            }
+        )
+        step(f"pretrain {name}: train", folder / "train" / "DONE", lambda c=stage: train_stage(c))
+        _mark_done(stage)
+        init = folder / "train" / "checkpoints" / "last.pt"
+    assert init is not None
+    return init
 
 
 def _csi(r: dict, lead: int, j: int) -> float | None:
