@@ -113,6 +113,9 @@ MODELS = ("convlstm", "predrnn", "mim")
 
 
 def run(quick: bool = False, threads: int = 1, models: tuple[str, ...] = MODELS) -> None:
+    unknown = sorted(set(models) - set(MODELS))
+    if unknown:
+        raise SystemExit(f"bench precision: unknown model(s) {unknown}; known: {list(MODELS)}")
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
@@ -133,19 +136,15 @@ def _run(quick: bool, threads: int, models: tuple[str, ...]) -> None:
     peak, peak_flops = peak_timer()
     peak32, _ = peak_timer(torch.float32)
     t32, t16 = rounds_of([peak32, peak], 3 if quick else 5)
-    ceiling = statistics.median(t32) / statistics.median(t16)
+    m32, m16 = statistics.median(t32), statistics.median(t16)
     print(
         f"conv2d peak (128 → 448, 5×5, 25×25, batch 8): float32 "
-        f"{peak_flops / statistics.median(t32) / 1e9:.0f} GFLOP/s, bf16 "
-        f"{peak_flops / statistics.median(t16) / 1e9:.0f} GFLOP/s: bf16 ÷ float32 = "
-        f"{ceiling:.2f}× (±{max(spread(t32), spread(t16)):.0%}), the most a convolution-bound "
+        f"{peak_flops / m32 / 1e9:.0f} GFLOP/s, bf16 {peak_flops / m16 / 1e9:.0f} GFLOP/s: "
+        f"bf16 ÷ float32 = {m32 / m16:.2f}× (±{max(spread(t32), spread(t16)):.0%}), the most a convolution-bound "
         "network can gain from bf16 on this CPU",
         flush=True,
     )
     rows, errors = [], []
-    unknown = sorted(set(models) - set(MODELS))
-    if unknown:
-        raise SystemExit(f"bench precision: unknown model(s) {unknown}; known: {list(MODELS)}")
     for name in models:
         cfg = paper_config(name)
         if quick:

@@ -309,23 +309,18 @@ def fold(
     store_path = cfg.data.store if held_out == SHIPPED_FOLD else folder / "real_store.nc"
     store = real_store(radar, roles, folder, val_store, Path(store_path), sets)
     train_dir = fold_dir(cfg, held_out, variant)
-    cfg = cfg.model_copy(
-        update={
-            "data": cfg.data.model_copy(update={"store": store}),
-            "train": cfg.train.model_copy(update={"out_dir": train_dir, "init_from": init_from}),
-        }
-    )
-    name = f"fold {held_out}" + (f" ({variant.name})" if variant else "")
-    step(f"{name}: train", train_dir / "DONE", lambda: train_stage(cfg))
+    cfg = run_config(cfg, store, out_dir=train_dir, init_from=init_from)
+    label = f"fold {held_out}" + (f" ({variant.name})" if variant else "")
+    step(f"{label}: train", train_dir / "DONE", lambda: train_stage(cfg))
     _mark_done(cfg)
     last = train_dir / "checkpoints" / "last.pt"
     base = (variant or WORK) / f"fold_{held_out}" / "scaled"
     scaled = {s: base / f"scale_{s:.2f}.pt" for s in SCALES}
     for s, path in scaled.items():
-        step(f"{name}: scale {s:g}", path, lambda s=s, p=path: export(last, p, [s]))
+        step(f"{label}: scale {s:g}", path, lambda s=s, p=path: export(last, p, [s]))
     report = fold_report_dir(held_out, variant)
     step(
-        f"{name}: evaluate",
+        f"{label}: evaluate",
         report / "report.json",
         lambda: print_evaluation(evaluate(cfg, list(scaled.values()), out=report), quiet=True),
     )
@@ -334,35 +329,40 @@ def fold(
     return {by_source.get(r.get("source", ""), name): r for name, r in raw.items()}
 
 
+def run_config(cfg: Config, store: Path, **train: Any) -> Config:
+    """``cfg`` training on ``store`` with the ``train`` section's keys ``train`` replaced."""
+    return cfg.model_copy(
+        update={
+            "data": cfg.data.model_copy(update={"store": store}),
+            "train": cfg.train.model_copy(update=train),
+        }
+    )
+
+
 def pretrain(radar: Path, cfg: Config) -> Path:
     """The stages of :data:`PRETRAIN`, each preprocessed with the recipe's gray bounds, Z–R
     and window at its own frame step, trained from the previous stage's last checkpoint.
     Returns the last stage's last checkpoint."""
     init: Path | None = None
+    pre_sets = [s for s in common_sets(cfg) if not s.startswith("preprocess.interval")]
     for name, sub, config, extra, steps, lr in PRETRAIN:
         folder = PRETRAINED / "pretrain" / name
         store = folder / "store.nc"
-        pre_sets = [s for s in common_sets(cfg) if not s.startswith("preprocess.interval")]
         ev = load_config(
             config,
             [*pre_sets, *extra],
             {"input.paths": [str(radar / sub)], "data.store": str(store)},
         )
         step(f"pretrain {name}: store", store, lambda ev=ev: preprocess(ev))
-        stage = cfg.model_copy(
-            update={
-                "data": cfg.data.model_copy(update={"store": store}),
-                "train": cfg.train.model_copy(
-                    update={
-                        "out_dir": folder / "train",
-                        "init_from": init,
-                        "steps": steps,
-                        "lr": lr,
-                        "lr_min": lr / 10,
-                        "val_every": steps // 2,
-                    }
-                ),
-            }
+        stage = run_config(
+            cfg,
+            store,
+            out_dir=folder / "train",
+            init_from=init,
+            steps=steps,
+            lr=lr,
+            lr_min=lr / 10,
+            val_every=steps // 2,
         )
         step(f"pretrain {name}: train", folder / "train" / "DONE", lambda c=stage: train_stage(c))
         _mark_done(stage)
